@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/rgemma-toolkit/rgemma/configs"
 )
 
 // BlockType is the kind of temporal-mixing block of a residual layer.
@@ -275,4 +277,18 @@ func bf16Round(x float32) float32 {
 	bits := math.Float32bits(x)
 	bits += 0x7FFF + (bits>>16)&1
 	return math.Float32frombits(bits &^ 0xFFFF)
+}
+
+// Preset returns the named model preset of the configs/models folder, e.g.
+// "small", "recurrentgemma-2b", "griffin-7b" or "hawk-7b".
+func Preset(name string) (*Config, error) {
+	data, err := configs.ModelPreset(name)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("model preset %q: %w", name, err)
+	}
+	return cfg, nil
 }

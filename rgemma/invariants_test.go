@@ -1,6 +1,7 @@
 package rgemma
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -231,4 +232,44 @@ func TestClippedSqrtGradientAtZero(t *testing.T) {
 	}, v)
 	require.InDeltaSlice(t, []float32{0, 1e-4, 0.5, 1}, flat(t, outs[0]), 1e-7)
 	require.InDeltaSlice(t, []float32{1000, 1000, 1, 0.5}, flat(t, outs[1]), 1e-3)
+}
+
+func TestInitRandomStatistics(t *testing.T) {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	m, err := NewModel(backendForTest(t), cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(42))
+
+	for _, spec := range cfg.Params() {
+		values, err := m.Param(spec.Name)
+		require.NoError(t, err)
+		var sum, sumSq float64
+		for _, v := range values {
+			sum += float64(v)
+			sumSq += float64(v) * float64(v)
+		}
+		n := float64(len(values))
+		std := math.Sqrt(sumSq/n - (sum/n)*(sum/n))
+		switch spec.Init {
+		case InitZeros:
+			require.Zero(t, sumSq, spec.Name)
+		case InitNormal:
+			require.InDelta(t, spec.Std, std, 0.1*spec.Std+3*spec.Std/math.Sqrt(n), spec.Name)
+		case InitRecurrentParam:
+			for _, v := range values {
+				softplus := math.Log1p(math.Exp(float64(v)))
+				u := math.Exp(-2 * softplus)
+				require.True(t, u >= 0.81-1e-5 && u <= 0.998001+1e-5, "%s: u=%g", spec.Name, u)
+			}
+		}
+	}
+
+	// The same seed gives the same weights.
+	again, err := NewModel(m.Backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, again.InitRandom(42))
+	a, _ := m.Param("model.layers.1.temporal_block.linear_x.weight")
+	b, _ := again.Param("model.layers.1.temporal_block.linear_x.weight")
+	require.Equal(t, a, b)
 }

@@ -1,0 +1,58 @@
+// Command rgemma loads, runs, trains and inspects RecurrentGemma (Griffin)
+// models. Run `rgemma help` for the subcommands.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string) error
+}
+
+var commands = []command{
+	{"inspect", "print the config, parameter counts and memory needs of a model", runInspect},
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "Usage: rgemma COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun `rgemma COMMAND -h` for the flags of a command.\n")
+}
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
+	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
+		usage()
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	for _, c := range commands {
+		if c.name == os.Args[1] {
+			if err := c.run(os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "rgemma %s: %v\n", c.name, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "rgemma: unknown command %q\n\n", os.Args[1])
+	usage()
+	os.Exit(2)
+}
+
+// logLevel reads $RGEMMA_LOG (debug, info, warn, error); the default is info.
+func logLevel() slog.Level {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("RGEMMA_LOG"))); err != nil {
+		return slog.LevelInfo
+	}
+	return level
+}
