@@ -192,7 +192,9 @@ func TestGroupedQueryAttentionGrouping(t *testing.T) {
 	requireClose(t, "logits", flat(t, a.Logits), flat(t, b.Logits), 1e-6, 0)
 }
 
-func hasSuffix(s, suffix string) bool { return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix }
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
 
 func TestLinearScanMatchesSequential(t *testing.T) {
 	backend := backendForTest(t)

@@ -18,7 +18,8 @@ type Model struct {
 	Backend backends.Backend
 	Context *context.Context
 
-	forwardExec *context.Exec
+	forwardExec   *context.Exec
+	stepExecCache *context.Exec
 }
 
 // NewModel returns a model without weights; set them with SetParam, InitRandom
