@@ -14,6 +14,8 @@ type command struct {
 }
 
 var commands = []command{
+	{"generate", "continue prompts with fixed-size-state decoding", runGenerate},
+	{"score", "print per-token log-probabilities and the perplexity of a text", runScore},
 	{"inspect", "print the config, parameter counts and memory needs of a model", runInspect},
 }
 

@@ -10,7 +10,7 @@ import (
 
 // MaxHeaderSize is the largest JSON header, in bytes, that Open accepts. It
 // bounds the memory that a corrupt length field can make Open allocate. The
-// Hugging Face reader uses the same 100 MB limit.
+// safetensors Python package (version 0.8.0) has the same limit.
 const MaxHeaderSize = 100_000_000
 
 // readChunkSize is the number of bytes that ReadFloat32 reads from the file

@@ -90,8 +90,8 @@ func TestRoundTripBFloat16(t *testing.T) {
 
 func TestRoundTripFloat16(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "model.safetensors")
-	input := []float32{1, -0.5, 65504, 1.0 / 3}
-	require.NoError(t, WriteFile(path, []Tensor{mustFloat32Tensor(t, "h", []int{2, 2}, input, "F16")}, nil))
+	input := []float32{1, -0.5, 65504, 1.0 / 3, float32(math.NaN()), 1e6}
+	require.NoError(t, WriteFile(path, []Tensor{mustFloat32Tensor(t, "h", []int{2, 3}, input, "F16")}, nil))
 
 	f, err := Open(path)
 	require.NoError(t, err)
@@ -102,6 +102,8 @@ func TestRoundTripFloat16(t *testing.T) {
 	assert.Equal(t, []float32{1, -0.5, 65504}, got[:3])
 	assert.InDelta(t, 1.0/3, got[3], 1e-3)
 	assert.NotEqual(t, float32(1.0/3), got[3], "F16 must lose precision")
+	assert.True(t, got[4] != got[4], "NaN must stay NaN, got %v", got[4])
+	assert.Equal(t, float32(math.Inf(1)), got[5], "values beyond the F16 range must become infinity")
 }
 
 func TestRoundTripMetadata(t *testing.T) {

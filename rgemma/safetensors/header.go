@@ -7,8 +7,9 @@
 // relative to the start of the data buffer. The optional "__metadata__" entry
 // maps strings to strings.
 //
-// The package exists because neither GoMLX v0.26.0 nor go-xla nor
-// go-huggingface contains a maintained Go reader for this format. The reader
+// The package exists because GoMLX v0.26.0, go-xla v0.1.4 and
+// go-huggingface v0.3.1 contain no safetensors reader: go-huggingface only
+// reports parameter counts from the Hub API. The reader
 // reads only the header when it opens a file, and then one tensor at a time
 // with ReadAt, so checkpoints of many gigabytes never have to fit in memory.
 package safetensors
@@ -104,7 +105,8 @@ func (t TensorInfo) NumElements() int64 {
 // 0 <= begin <= end <= dataSize, and end-begin must equal the number of
 // elements times the dtype size. No two tensors may share a byte. Tensors with
 // zero bytes share none, so they may sit at any offset inside the buffer.
-// Unlike the Hugging Face reader, ParseHeader accepts gaps between tensors.
+// ParseHeader accepts gaps between tensors, which the safetensors Python
+// package (version 0.8.0) rejects.
 func ParseHeader(header []byte, dataSize int64) (infos []TensorInfo, metadata map[string]string, err error) {
 	if dataSize < 0 {
 		return nil, nil, fmt.Errorf("invalid data size %d: must be non-negative", dataSize)

@@ -151,7 +151,8 @@ func encodeHeader(ordered []Tensor, metadata map[string]string) ([]byte, error) 
 // WriteFile writes tensors and metadata to a safetensors file at path. The
 // header lists the tensors sorted by name. The data buffer orders them by
 // decreasing element size, then by name, so that each tensor is aligned to
-// its element size, and has no gaps, as the Hugging Face reader requires.
+// its element size. The buffer has no gaps, because the safetensors Python
+// package rejects files with gaps.
 //
 // WriteFile writes a temporary file in the directory of path and renames it
 // to path, so a reader never sees a partial file and a failed write leaves
@@ -230,8 +231,8 @@ func ShardFileName(index, count int) string {
 	return fmt.Sprintf("model-%05d-of-%05d.safetensors", index, count)
 }
 
-// WriteSharded writes tensors as a checkpoint directory that OpenDir and
-// Hugging Face transformers load. It fills shards with tensors in name order
+// WriteSharded writes tensors as a Hugging Face checkpoint directory that
+// OpenDir reads. It fills shards with tensors in name order
 // and starts a new shard when the next tensor would take the shard's data
 // past maxShardBytes. A tensor larger than maxShardBytes gets a shard of its
 // own. With one shard it writes dir/model.safetensors. With more it writes
