@@ -49,7 +49,7 @@ func checkParsedHeader(t *testing.T, infos []TensorInfo, dataSize int64) {
 		}
 		needed, ok := byteSize(dims, elementSize)
 		if !ok || needed != info.NumBytes() {
-			t.Fatalf("tensor %q: %d bytes for dtype %s shape %v", info.Name, info.NumBytes(), info.DType, info.Shape)
+			t.Fatalf("tensor %q: %d bytes do not match dtype %s × shape %v", info.Name, info.NumBytes(), info.DType, info.Shape)
 		}
 	}
 
@@ -87,8 +87,10 @@ func FuzzOpen(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1, 2, 3, 4, 5})
+	// Each fuzz worker process calls the fuzz function sequentially, so the
+	// calls can reuse one file instead of creating a directory each time.
+	path := filepath.Join(f.TempDir(), "fuzz.safetensors")
 	f.Fuzz(func(t *testing.T, content []byte) {
-		path := filepath.Join(t.TempDir(), "fuzz.safetensors")
 		if err := os.WriteFile(path, content, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,8 @@ func mustFloat32Tensor(t *testing.T, name string, shape []int, values []float32,
 	return tensor
 }
 
-// sequence returns n float32 values that are exact in bfloat16.
+// sequence returns n float32 values (i%200-100)×scale, which are exact in
+// bfloat16 when scale is a power of two.
 func sequence(n int, scale float32) []float32 {
 	values := make([]float32, n)
 	for i := range values {
