@@ -47,7 +47,7 @@ func applyRoPE(cfg *Config, x, positions *Node) *Node {
 	sin := Mul(Sin(angle), rotMask)                         // 0 on the unrotated dims.
 	cos, sin = ExpandAxes(cos, 2), ExpandAxes(sin, 2)       // [B,T,1,hd]
 
-	swapped := Einsum("btni,ij->btnj", x, Const(g, swap))
+	swapped := dotGeneral(x, []int{3}, nil, Const(g, swap), []int{0}, nil)
 	return Add(Mul(x, cos), Mul(swapped, sin))
 }
 
@@ -82,13 +82,27 @@ func attentionBlock(ctx *context.Context, cfg *Config, h, positions, docIDs *Nod
 	k = applyRoPE(cfg, k, positions)
 
 	qg := Reshape(q, batch, T, KV, G, hd)
-	scores := Einsum("btkgd,bskd->bkgts", qg, k) // [B,KV,G,T,S]
+	scores := attentionScores(qg, k) // [B,KV,G,T,S]
 	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
 	mask := BroadcastToDims(localAttentionMask(docIDs, cfg.AttentionWindow), scores.Shape().Dimensions...)
 	scores = Where(mask, scores, FillScalar(scores.Graph(), scores.Shape(), maskedScore))
 	probs := Softmax(scores, -1)
 
-	out := Einsum("bkgts,bskd->btkgd", probs, v)
+	out := attentionValues(probs, v)
 	out = Reshape(out, batch, T, H*hd)
 	return linearParam(ctx, out, prefix+".o_proj", true)
+}
+
+// attentionScores returns q·k per head pair: q [B,T,KV,G,hd], k [B,S,KV,hd]
+// -> [B,KV,G,T,S].
+func attentionScores(q, k *Node) *Node {
+	scores := dotGeneral(q, []int{4}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B,KV,T,G,S]
+	return TransposeAllAxes(scores, 0, 1, 3, 2, 4)
+}
+
+// attentionValues returns the probability-weighted values:
+// probs [B,KV,G,T,S], v [B,S,KV,hd] -> [B,T,KV,G,hd].
+func attentionValues(probs, v *Node) *Node {
+	out := dotGeneral(probs, []int{4}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B,KV,G,T,hd]
+	return TransposeAllAxes(out, 0, 3, 1, 2, 4)
 }

@@ -4,12 +4,20 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // Registers the pure-Go "go" backend.
 	"github.com/gomlx/gomlx/backends/xla"
 )
+
+// simpleGoConfig runs the ops of a graph one after another, each op still
+// using several cores. With graph-level parallelism, SimpleGo in GoMLX
+// v0.26.0 can deadlock on 2 cores: DotGeneral nodes running in pool workers
+// wait for more workers of the same pool (seen in a goroutine dump, blocked in
+// workersPool.WaitToStart from execDotGeneralSmall).
+const simpleGoConfig = "go:ops_sequential"
 
 // BackendAuto selects XLA when a PJRT plugin is installed and SimpleGo otherwise.
 const BackendAuto = "auto"
@@ -19,7 +27,7 @@ const BackendAuto = "auto"
 //   - "" : the value of $GOMLX_BACKEND if set, else "auto";
 //   - "auto": XLA with the first PJRT plugin found in the folders of
 //     $PJRT_PLUGIN_LIBRARY_PATH (or the standard go-xla folders), else SimpleGo;
-//   - "go": the pure-Go SimpleGo backend;
+//   - "go": the pure-Go SimpleGo backend ("go:OPTIONS" passes SimpleGo options);
 //   - "xla" or "xla:PLUGIN" (e.g. "xla:cpu", "xla:cuda"): XLA, or an error.
 //
 // It never downloads a plugin: the automatic install of go-xla is disabled,
@@ -43,16 +51,15 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 
 	switch {
 	case choice == BackendAuto:
-		plugins := xla.GetAvailablePlugins()
-		if len(plugins) > 0 {
-			backend, err = backends.NewWithConfig("xla:" + plugins[0])
+		if config := findXLAPlugin(); config != "" {
+			backend, err = backends.NewWithConfig(config)
 			if err == nil {
-				logBackend(backend, "XLA plugin found")
+				logBackend(backend, "XLA plugin found: "+config)
 				return backend, nil
 			}
-			slog.Warn("XLA plugin failed to load, falling back to SimpleGo", "plugin", plugins[0], "error", err)
+			slog.Warn("XLA plugin failed to load, falling back to SimpleGo", "config", config, "error", err)
 		}
-		backend, err = backends.NewWithConfig("go")
+		backend, err = backends.NewWithConfig(simpleGoConfig)
 		if err != nil {
 			return nil, fmt.Errorf("creating SimpleGo backend: %w", err)
 		}
@@ -60,7 +67,10 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 		return backend, nil
 
 	case choice == "go" || choice == "simplego":
-		backend, err = backends.NewWithConfig("go")
+		backend, err = backends.NewWithConfig(simpleGoConfig)
+
+	case strings.HasPrefix(choice, "go:"):
+		backend, err = backends.NewWithConfig(choice)
 
 	case choice == "xla" || strings.HasPrefix(choice, "xla:"):
 		backend, err = backends.NewWithConfig(choice)
@@ -73,6 +83,40 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 	}
 	logBackend(backend, "requested")
 	return backend, nil
+}
+
+// xlaPluginFile is the CPU plugin name that go-xla v0.1.4 looks for.
+const xlaPluginFile = "pjrt_c_api_cpu_plugin.so"
+
+// findXLAPlugin returns the backend config of an installed XLA plugin, or ""
+// when none is found. It looks in the folders of $PJRT_PLUGIN_LIBRARY_PATH
+// and the standard go-xla folders, then in a `.xla` folder (where
+// scripts/install-xla-cpu.sh installs) in $RGEMMA_XLA_DIR, the working
+// directory or one of its parents.
+func findXLAPlugin() string {
+	if plugins := xla.GetAvailablePlugins(); len(plugins) > 0 {
+		return "xla:" + plugins[0]
+	}
+	var candidates []string
+	if dir := os.Getenv("RGEMMA_XLA_DIR"); dir != "" {
+		candidates = append(candidates, filepath.Join(dir, xlaPluginFile))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			candidates = append(candidates, filepath.Join(dir, ".xla", xlaPluginFile))
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	for _, path := range candidates {
+		if st, err := os.Stat(path); err == nil && !st.IsDir() {
+			// A plugin given by path needs shared_buffers to keep zero-copy
+			// transfers, which GoMLX otherwise disables for such plugins.
+			return "xla:" + path + ",shared_buffers"
+		}
+	}
+	return ""
 }
 
 func logBackend(b backends.Backend, reason string) {

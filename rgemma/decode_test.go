@@ -124,11 +124,11 @@ func TestDecodeBatchRowEqualsAlone(t *testing.T) {
 		require.NoError(t, err)
 		want, err := alone.Feed([][]int32{prompt})
 		require.NoError(t, err)
-		requireClose(t, "prompt logits", flatten(want[0]), flatten(promptLogits[b]), 1e-5, 0)
+		requireClose(t, "prompt logits", flatten(want[0]), flatten(promptLogits[b]), 1e-4, 0)
 		for i, id := range continuation {
 			w, err := alone.Feed([][]int32{{id}})
 			require.NoError(t, err)
-			requireClose(t, "continuation logits", w[0][0], steps[i][b][0], 1e-5, 0)
+			requireClose(t, "continuation logits", w[0][0], steps[i][b][0], 1e-4, 0)
 		}
 	}
 }

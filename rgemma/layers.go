@@ -8,6 +8,7 @@ package rgemma
 
 import (
 	"github.com/gomlx/exceptions"
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -30,7 +31,7 @@ func param(ctx *context.Context, g *Graph, hfName string) *Node {
 // Contracting both operands on their last axis keeps the weight in its
 // checkpoint layout, which is also the faster layout on SimpleGo.
 func linear(x, w, b *Node) *Node {
-	y := DotGeneral(x, []int{-1}, nil, w, []int{-1}, nil)
+	y := dotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
 	if b != nil {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
@@ -80,6 +81,9 @@ func shiftTime(x *Node, d int) *Node {
 	if d >= T || -d >= T {
 		return ZerosLike(x)
 	}
+	if hasPad(g) {
+		return shiftTimeBySlice(x, d)
+	}
 
 	// indices [B,T,2] = (b, clamp(t-d)), then zero the rows whose source is outside [0,T).
 	bIdx := Iota(g, shapes.Make(dtypes.Int32, batch, T, 1), 0)
@@ -96,6 +100,28 @@ func shiftTime(x *Node, d int) *Node {
 	}
 	valid = BroadcastToDims(Reshape(valid, append([]int{1, T}, ones(len(dims)-2)...)...), dims...)
 	return Where(valid, gathered, ZerosLike(gathered))
+}
+
+// hasPad reports whether the backend has Pad, which the gradient of Slice
+// needs. XLA has it; SimpleGo (GoMLX v0.26.0) does not.
+func hasPad(g *Graph) bool {
+	return g.Backend().Capabilities().Operations[backends.OpTypePad]
+}
+
+// shiftTimeBySlice is shiftTime with Slice and Concatenate, which XLA runs
+// much faster than Gather, whose gradient is a scatter.
+func shiftTimeBySlice(x *Node, d int) *Node {
+	dims := x.Shape().Dimensions
+	T := dims[1]
+	zerosDims := append([]int{}, dims...)
+	if d > 0 {
+		zerosDims[1] = d
+		zeros := Zeros(x.Graph(), shapes.Make(x.DType(), zerosDims...))
+		return Concatenate([]*Node{zeros, SliceAxis(x, 1, AxisRange(0, T-d))}, 1)
+	}
+	zerosDims[1] = -d
+	zeros := Zeros(x.Graph(), shapes.Make(x.DType(), zerosDims...))
+	return Concatenate([]*Node{SliceAxis(x, 1, AxisRange(-d, T)), zeros}, 1)
 }
 
 func ones(n int) []int {

@@ -29,7 +29,7 @@ func blockDiagonal(x, w, b *Node) *Node {
 	dims := x.Shape().Dimensions
 	heads, width := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
 	xh := Reshape(x, dims[0], dims[1], heads, width)
-	y := Einsum("bthi,hij->bthj", xh, w)
+	y := TransposeAllAxes(dotGeneral(xh, []int{3}, []int{2}, w, []int{1}, []int{0}), 1, 2, 0, 3) // [H,B,T,j] -> [B,T,H,j]
 	y = Add(y, ExpandLeftToRank(b, 4))
 	return Reshape(y, dims...)
 }

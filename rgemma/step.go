@@ -151,11 +151,11 @@ func attentionStep(ctx *context.Context, cfg *Config, h, positions, valid, count
 	allowed := And(And(GreaterOrEqual(diff, ZerosLike(diff)), LessOrEqual(diff, reach)), ExpandAxes(keyValid, 1))
 
 	qg := Reshape(q, batch, C, KV, G, hd)
-	scores := MulScalar(Einsum("btkgd,bskd->bkgts", qg, keys), 1/math.Sqrt(float64(hd)))
+	scores := MulScalar(attentionScores(qg, keys), 1/math.Sqrt(float64(hd)))
 	mask := BroadcastToDims(ExpandAxes(allowed, 1, 2), scores.Shape().Dimensions...)
 	scores = Where(mask, scores, FillScalar(g, scores.Shape(), maskedScore))
 	probs := Softmax(scores, -1)
-	attended := Reshape(Einsum("bkgts,bskd->btkgd", probs, values), batch, C, H*hd)
+	attended := Reshape(attentionValues(probs, values), batch, C, H*hd)
 	out = linearParam(ctx, attended, prefix+".o_proj", true)
 
 	// New ring: slot s holds row index j' for the new count; it comes from the
