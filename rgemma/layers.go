@@ -7,6 +7,8 @@ package rgemma
 //	hd head dimension, K conv1d width, W attention window.
 
 import (
+	"strings"
+
 	"github.com/gomlx/exceptions"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -46,7 +48,35 @@ func linearParam(ctx *context.Context, x *Node, prefix string, withBias bool) *N
 	if withBias {
 		b = param(ctx, g, prefix+".bias")
 	}
-	return linear(x, param(ctx, g, prefix+".weight"), b)
+	w := param(ctx, g, prefix+".weight")
+	if delta := loraDelta(ctx, g, prefix); delta != nil {
+		w = Add(w, delta)
+	}
+	return linear(x, w, b)
+}
+
+// LoRAScope returns the context scope of the LoRA adapter of the linear layer
+// with the given Hugging Face prefix (e.g. "model.layers.2.temporal_block.q_proj").
+// The adapter holds variables "a" [r, in], "b" [out, r] and "scale" (alpha/r),
+// and adds scale·B·A to the layer's weight.
+func LoRAScope(prefix string) string {
+	return "/lora/" + strings.ReplaceAll(prefix, ".", "/")
+}
+
+// loraDelta returns scale·B·A [out, in] when the layer has a LoRA adapter, else nil.
+func loraDelta(ctx *context.Context, g *Graph, prefix string) *Node {
+	scope := LoRAScope(prefix)
+	a := ctx.GetVariableByScopeAndName(scope, "a")
+	if a == nil {
+		return nil
+	}
+	b := ctx.GetVariableByScopeAndName(scope, "b")
+	scale := ctx.GetVariableByScopeAndName(scope, "scale")
+	if b == nil || scale == nil {
+		exceptions.Panicf("LoRA adapter %s is incomplete: needs variables a, b and scale", scope)
+	}
+	delta := dotGeneral(b.ValueGraph(g), []int{1}, nil, a.ValueGraph(g), []int{0}, nil)
+	return Mul(delta, scale.ValueGraph(g))
 }
 
 // rmsNorm computes x / sqrt(mean(x²) + eps) · (1 + weight) over the last axis.
