@@ -80,7 +80,7 @@ type dataset struct {
 func loadData(cfg *Config, tok tokenizer.Tokenizer) (*dataset, error) {
 	var sources []data.Source
 	for _, spec := range cfg.Data {
-		src, err := data.ParseSource(os.ExpandEnv(spec))
+		src, err := data.ParseSource(expandEnv(spec))
 		if err != nil {
 			return nil, err
 		}
@@ -229,3 +229,14 @@ func prepareOutDir(dir string) error {
 }
 
 func sqrt(x float64) float64 { return math.Sqrt(x) }
+
+// expandEnv expands $VAR and ${VAR} in a data source; $GOROOT falls back to
+// the Go installation when the variable is unset.
+func expandEnv(s string) string {
+	return os.Expand(s, func(name string) string {
+		if name == "GOROOT" {
+			return goRoot()
+		}
+		return os.Getenv(name)
+	})
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rgemma-toolkit/rgemma/internal/golden"
 	"github.com/rgemma-toolkit/rgemma/rgemma"
+	"github.com/rgemma-toolkit/rgemma/train/data"
 )
 
 // writeCorpus writes files of text into a temporary folder and returns its glob source.
@@ -369,4 +370,22 @@ func mustBackend(t *testing.T) backends.Backend {
 	b, err := rgemma.NewBackend("")
 	require.NoError(t, err)
 	return b
+}
+
+func TestRunConfigsInRepository(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "configs", "runs", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		cfg, err := LoadConfig(f)
+		require.NoError(t, err, f)
+		cfg.fillDefaults()
+		require.NoError(t, cfg.Validate(), f)
+		for _, spec := range cfg.Data {
+			src, err := data.ParseSource(expandEnv(spec))
+			require.NoError(t, err, f)
+			_, err = os.Stat(src.Path)
+			require.NoError(t, err, "%s: data %s", f, spec)
+		}
+	}
 }
