@@ -63,7 +63,7 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("creating SimpleGo backend: %w", err)
 		}
-		logBackend(backend, "no XLA PJRT plugin found (set PJRT_PLUGIN_LIBRARY_PATH, see scripts/install-xla-cpu.sh)")
+		logBackend(backend, "no XLA PJRT plugin found: run scripts/install-xla-cpu.sh, then run from the repository or set RGEMMA_XLA_DIR=REPO/.xla")
 		return backend, nil
 
 	case choice == "go" || choice == "simplego":
@@ -72,14 +72,26 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 	case strings.HasPrefix(choice, "go:"):
 		backend, err = backends.NewWithConfig(choice)
 
-	case choice == "xla" || strings.HasPrefix(choice, "xla:"):
+	case choice == "xla" || choice == "xla:cpu":
+		// The CPU plugin may sit in a .xla folder that go-xla does not search.
+		config := findXLAPlugin()
+		if config == "" {
+			config = choice
+		}
+		backend, err = backends.NewWithConfig(config)
+
+	case strings.HasPrefix(choice, "xla:"):
 		backend, err = backends.NewWithConfig(choice)
 
 	default:
 		return nil, fmt.Errorf("unknown backend %q: use auto, go, xla or xla:PLUGIN", choice)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("creating backend %q: %w", choice, err)
+		hint := ""
+		if strings.HasPrefix(choice, "xla") {
+			hint = " (install a plugin with scripts/install-xla-cpu.sh and pass its path: -backend xla:REPO/.xla/pjrt_c_api_cpu_plugin.so, or eval the exports it prints)"
+		}
+		return nil, fmt.Errorf("creating backend %q: %w%s", choice, err, hint)
 	}
 	logBackend(backend, "requested")
 	return backend, nil

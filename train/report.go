@@ -145,8 +145,7 @@ func plotLoss(metricsPath, pngPath string, unigramEntropy float64) error {
 		if err != nil {
 			return err
 		}
-		scatter.Color = plotter.DefaultLineStyle.Color
-		scatter.Shape = nil
+		p.Add(scatter) // Markers, so that a single evaluation shows too.
 		evalLine, err := plotter.NewLine(evalPts)
 		if err != nil {
 			return err

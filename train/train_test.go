@@ -389,3 +389,9 @@ func TestRunConfigsInRepository(t *testing.T) {
 		}
 	}
 }
+
+func TestResumeWithoutCheckpointFails(t *testing.T) {
+	cfg := tinyConfig(t, writeCorpus(t, sampleText))
+	_, err := New(cfg, Options{Resume: true})
+	require.ErrorContains(t, err, "nothing to resume")
+}

@@ -74,6 +74,9 @@ func New(cfg Config, opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run folder %s: %w", cfg.Out, err)
 	}
+	if opts.Resume && len(existing) == 0 {
+		return nil, fmt.Errorf("nothing to resume: run folder %s has no checkpoint; drop -resume to start a new run there", cfg.Out)
+	}
 	if len(existing) > 0 && !opts.Resume {
 		return nil, fmt.Errorf("run folder %s already has checkpoints: pass -resume to continue it or choose another -out", cfg.Out)
 	}
@@ -266,7 +269,9 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	if bar != nil {
-		_ = bar.Finish()
+		if !res.Interrupted && !res.StoppedByTime {
+			_ = bar.Finish()
+		}
 		fmt.Fprintln(os.Stderr)
 	}
 	res.Steps = t.state.Step

@@ -16,12 +16,22 @@ import (
 func runInspect(args []string) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	preset := fs.String("preset", "", "inspect a built-in model preset (e.g. small, recurrentgemma-2b) instead of a directory")
+	modelDir := fs.String("model", "", "model directory (the same as giving DIR as the argument)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rgemma inspect DIR | rgemma inspect -preset NAME\n\nPrints the config summary, parameter counts by block type, the stored dtypes and the memory needed.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: rgemma inspect DIR | rgemma inspect -model DIR | rgemma inspect -preset NAME\n\nPrints the config summary, parameter counts by block type, the stored dtypes and the memory needed.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *modelDir != "" {
+		if fs.NArg() > 0 {
+			return errors.New("give the model directory once: -model DIR or DIR")
+		}
+		args = append(args, *modelDir)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
 	}
 
 	var cfg *rgemma.Config

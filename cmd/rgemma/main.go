@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,9 +16,12 @@ type command struct {
 }
 
 var commands = []command{
+	{"train", "train or fine-tune a model; without flags, the main job (small preset on the Go standard library)", runTrain},
 	{"generate", "continue prompts with fixed-size-state decoding", runGenerate},
 	{"score", "print per-token log-probabilities and the perplexity of a text", runScore},
 	{"inspect", "print the config, parameter counts and memory needs of a model", runInspect},
+	{"init", "write a checkpoint with the random initialisation of a preset", runInit},
+	{"bench", "measure forward, training and decoding speed and memory", runBench},
 }
 
 func usage() {
@@ -38,7 +43,11 @@ func main() {
 	}
 	for _, c := range commands {
 		if c.name == os.Args[1] {
-			if err := c.run(os.Args[2:]); err != nil {
+			err := c.run(os.Args[2:])
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			if err != nil {
 				fmt.Fprintf(os.Stderr, "rgemma %s: %v\n", c.name, err)
 				os.Exit(1)
 			}

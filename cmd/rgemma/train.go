@@ -17,7 +17,7 @@ func runTrain(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	configPath := fs.String("config", "", "training config JSON (see configs/runs/); without it, the main job: the small preset on the Go standard library")
 	out := fs.String("out", "", "run folder (checkpoints, metrics.jsonl, loss.png, samples.txt, export/)")
-	maxSteps := fs.Int("max-steps", 0, "number of optimizer steps (overrides the config)")
+	maxSteps := fs.Int("max-steps", 0, "number of optimizer steps; 0 keeps the config's value")
 	maxMinutes := fs.Float64("max-minutes", -1, "stop early, with a checkpoint, after this many minutes; 0 = no limit (overrides the config)")
 	model := fs.String("model", "", "model preset or config.json for a run from scratch (overrides the config)")
 	initFrom := fs.String("init-from", "", "Hugging Face checkpoint directory to fine-tune (overrides the config)")
@@ -80,6 +80,9 @@ func runTrain(args []string) error {
 	}
 	if cfg.Out == "" {
 		return errors.New("missing -out DIR (or \"out\" in the config)")
+	}
+	if *resume && *out == "" && *configPath == "" {
+		return errors.New("-resume needs the run folder: pass -out DIR")
 	}
 
 	opts := train.Options{Resume: *resume, Progress: !*noProgress, FaultNaNAtStep: *faultNaN}

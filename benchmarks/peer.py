@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Compare `rgemma bench` with Hugging Face transformers' RecurrentGemma in PyTorch.
+
+The script loads one checkpoint in both implementations, compares their logits
+on a prompt shorter than the attention window, then measures the same shapes in
+each: forward at batch 4 x 512 tokens, a training step with AdamW at
+batch 4 x 256, and greedy decoding at batch 1. It prints both figures and their
+ratio. See benchmarks/README.md for the set-up.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# With the default OpenMP wait policy, torch's threads spin at each barrier.
+# On a 2-core machine shared with other processes, one decode step of the tiny
+# preset then took 48 ms instead of 3 ms. OpenMP reads the variable when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import RecurrentGemmaForCausalLM
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET_RATIO = 2.0
+
+
+def log(msg):
+    print(f"[peer] {msg}", file=sys.stderr, flush=True)
+
+
+def plain_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Softmax attention written with matmul and softmax.
+
+    torch releases before 2.0 (Debian 12 ships 1.13) lack
+    F.scaled_dot_product_attention, which transformers' RecurrentGemma calls.
+    This function replaces it, with the same arguments and result.
+    """
+    if scale is None:
+        scale = query.shape[-1] ** -0.5
+    scores = torch.matmul(query, key.transpose(-2, -1)) * scale
+    if is_causal:
+        q_len, k_len = scores.shape[-2], scores.shape[-1]
+        keep = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril()
+        scores = scores.masked_fill(~keep, float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    probs = torch.softmax(scores, dim=-1)
+    if dropout_p > 0:
+        probs = F.dropout(probs, p=dropout_p)
+    return torch.matmul(probs, value)
+
+
+SDPA_STAND_IN = not hasattr(F, "scaled_dot_product_attention")
+if SDPA_STAND_IN:
+    F.scaled_dot_product_attention = plain_attention
+
+
+def run(cmd, capture=False):
+    log("running: " + " ".join(cmd))
+    result = subprocess.run(cmd, cwd=REPO, text=True, stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        sys.exit(f"command failed with exit code {result.returncode}: {' '.join(cmd)}")
+    return result.stdout
+
+
+def rgemma_cmd(args):
+    """Return the rgemma command line: a built binary (--rgemma) or `go run`."""
+    return [args.rgemma] if args.rgemma else ["go", "run", "./cmd/rgemma"]
+
+
+def ours_json(args, extra):
+    cmd = rgemma_cmd(args) + ["bench", "-model", args.model, "-format", "json"] + extra
+    if args.backend:
+        cmd += ["-backend", args.backend]
+    out = run(cmd, capture=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def timed(fn, reps):
+    """Run fn once untimed, then reps timed times, and return the seconds of each timed run."""
+    fn()
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def random_ids(rng, batch, length, vocab):
+    return torch.tensor([[rng.randrange(vocab) for _ in range(length)] for _ in range(batch)], dtype=torch.long)
+
+
+def clear_recurrent_state(model):
+    """Drop the RG-LRU state that transformers 4.40 keeps between calls.
+
+    Its RG-LRU layers start each call from the state the previous call left,
+    even with use_cache=False. A sequence that starts at position 0 multiplies
+    that state by 0, so the values do not change, but after a training step the
+    state still belongs to that step's autograd graph and the next backward pass
+    fails with "Trying to backward through the graph a second time".
+    """
+    for layer in model.model.layers:
+        rg_lru = getattr(layer.temporal_block, "rg_lru", None)
+        if rg_lru is not None:
+            rg_lru.recurrent_states = None
+
+
+def peer_forward(model, ids, reps):
+    model.eval()
+
+    def step():
+        clear_recurrent_state(model)
+        with torch.no_grad():
+            model(input_ids=ids, use_cache=False).logits.sum().item()
+
+    seconds = timed(step, reps)
+    return ids.numel() / statistics.median(seconds), seconds
+
+
+def peer_train(model, ids, reps):
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    losses = []
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        clear_recurrent_state(model)
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+
+    seconds = timed(step, reps)
+    model.eval()
+    return ids.numel() / statistics.median(seconds), seconds, losses
+
+
+def peer_decode(model, prompt, steps, reps):
+    """Time greedy decoding with the model's cache, one token per row per call."""
+    model.eval()
+    state = {"pos": 0, "next": None}
+
+    def feed(ids):
+        n = ids.shape[1]
+        cache_position = torch.arange(state["pos"], state["pos"] + n)
+        logits = model(input_ids=ids, cache_position=cache_position, use_cache=True).logits
+        state["pos"] += n
+        state["next"] = logits[:, -1].argmax(-1, keepdim=True)
+
+    seconds = []
+    with torch.no_grad():
+        feed(prompt)
+        feed(state["next"])  # Warm-up step.
+        for _ in range(reps):
+            start = time.perf_counter()
+            for _ in range(steps):
+                feed(state["next"])
+            seconds.append(time.perf_counter() - start)
+    return prompt.shape[0] * steps / statistics.median(seconds), seconds
+
+
+def logits_check(args, model, vocab, window):
+    length = min(args.logits_tokens, window - 1)
+    rng = random.Random(args.seed + 1)
+    ids = [rng.randrange(vocab) for _ in range(length)]
+    ours = ours_json(args, ["-only", "logits", "-logits-ids", ",".join(map(str, ids))])["logits"]
+    model.eval()
+    clear_recurrent_state(model)
+    with torch.no_grad():
+        peer = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0]
+    result = {"tokens": length}
+    for name in ("forward", "decode"):
+        diff = (torch.tensor(ours[name]) - peer).abs()
+        result[f"max_abs_diff_{name}"] = diff.max().item()
+        result[f"worst_{name}"] = list(divmod(int(diff.argmax()), vocab))
+    result["max_abs_logit"] = peer.abs().max().item()
+    result["argmax_agree"] = float((torch.tensor(ours["forward"]).argmax(-1) == peer.argmax(-1)).float().mean())
+    return result
+
+
+def decode_check(args, model, vocab, window):
+    """Compare the peer's cached decoding, one token per call, with our decoder.
+
+    The row is longer than the attention window, so it also shows how each
+    implementation limits attention once the window is full.
+    """
+    rng = random.Random(args.seed + 2)
+    ids = [rng.randrange(vocab) for _ in range(args.decode_check_tokens)]
+    ours = torch.tensor(ours_json(args, ["-only", "logits", "-logits-ids", ",".join(map(str, ids))])["logits"]["decode"])
+    model.eval()
+    clear_recurrent_state(model)
+    with torch.no_grad():
+        # transformers sets up its cache only in a call with several tokens,
+        # so the first call feeds two.
+        first = model(input_ids=torch.tensor([ids[:2]]), cache_position=torch.arange(2), use_cache=True).logits[0]
+        rows = [first[0], first[1]]
+        for pos in range(2, len(ids)):
+            step = model(input_ids=torch.tensor([[ids[pos]]]), cache_position=torch.tensor([pos]), use_cache=True)
+            rows.append(step.logits[0, -1])
+    diff = (torch.stack(rows) - ours).abs().max(-1).values.tolist()
+    over = [pos for pos, d in enumerate(diff) if d > 1e-3]
+    return {
+        "tokens": len(ids),
+        "window": window,
+        "max_abs_diff_before": max(diff[: window - 1]),
+        "max_abs_diff_from": max(diff[window - 1:], default=0.0),
+        "first_position_over_1e-3": over[0] if over else None,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="checkpoint directory; default: `rgemma init -preset small` into a temporary folder")
+    parser.add_argument("--preset", default="small", help="preset for the checkpoint made without --model (default small)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the weights made without --model and of the inputs")
+    parser.add_argument("--backend", default="", help="rgemma -backend value (default: its own default, XLA when installed)")
+    parser.add_argument("--rgemma", default="", help="path of a built rgemma binary (default: go run ./cmd/rgemma)")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per figure; medians are compared")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=512, help="tokens per row of the forward pass")
+    parser.add_argument("--train-seq", type=int, default=256, help="tokens per row of the training step")
+    parser.add_argument("--prompt", type=int, default=16, help="prompt tokens before decoding")
+    parser.add_argument("--decode-steps", type=int, default=64, help="timed decode steps per repetition")
+    parser.add_argument("--logits-tokens", type=int, default=100, help="prompt length of the logits check (kept below the attention window)")
+    parser.add_argument("--decode-check-tokens", type=int, default=300,
+                        help="length of the row fed one token at a time through the peer's cache and compared with our decoder; 0 skips it")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    tmp = None
+    if not args.model:
+        tmp = tempfile.TemporaryDirectory(prefix="rgemma-peer-")
+        args.model = os.path.join(tmp.name, args.preset)
+        run(rgemma_cmd(args) + ["init", "-preset", args.preset, "-seed", str(args.seed), "-out", args.model])
+    args.model = os.path.abspath(args.model)
+
+    log(f"loading {args.model} with transformers {transformers.__version__}, torch {torch.__version__}")
+    model = RecurrentGemmaForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
+    cfg = model.config
+    vocab, window = cfg.vocab_size, cfg.attention_window_size
+
+    log("logits check")
+    check = logits_check(args, model, vocab, window)
+    dcheck = None
+    if args.decode_check_tokens > 0:
+        log(f"cached decode check on {args.decode_check_tokens} tokens")
+        dcheck = decode_check(args, model, vocab, window)
+
+    rng = random.Random(args.seed)
+    log(f"peer forward {args.batch} x {args.seq}")
+    fwd_tps, fwd_s = peer_forward(model, random_ids(rng, args.batch, args.seq, vocab), args.reps)
+    log(f"peer decode batch 1, {args.decode_steps} steps per repetition")
+    dec_tps, dec_s = peer_decode(model, random_ids(rng, 1, args.prompt, vocab), args.decode_steps, args.reps)
+    log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
+    train_tps, train_s, losses = peer_train(model, random_ids(rng, args.batch, args.train_seq, vocab), args.reps)
+
+    log("ours")
+    ours = ours_json(args, [
+        "-only", "forward,train,decode", "-reps", str(args.reps), "-seed", str(args.seed),
+        "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
+        "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
+    ])
+    ours_decode = next(d for d in ours["decode"] if d["batch"] == 1)
+
+    rows = [
+        (f"forward {args.batch}x{args.seq}", ours["forward"]["tokens_per_s"], fwd_tps),
+        (f"training step {args.batch}x{args.train_seq} AdamW", ours["train"]["tokens_per_s"], train_tps),
+        (f"decode batch 1 ({args.decode_steps} steps)", ours_decode["tokens_per_s"], dec_tps),
+    ]
+    print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
+    print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, float32"
+          + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+          f"{args.reps} repetitions, medians\n")
+    print(f"{'figure':<34} {'ours tokens/s':>14} {'peer tokens/s':>14} {'ours/peer':>10}  target {TARGET_RATIO:g}x")
+    results = []
+    for name, o, p in rows:
+        ratio = o / p
+        print(f"{name:<34} {o:>14.0f} {p:>14.0f} {ratio:>10.2f}  {'met' if ratio >= TARGET_RATIO else 'not met'}")
+        results.append({"figure": name, "ours_tokens_per_s": o, "peer_tokens_per_s": p, "ratio": ratio})
+    print(f"\nlogits check on {check['tokens']} tokens (max |logit| {check['max_abs_logit']:.3g}): "
+          f"max |ours - peer| = {check['max_abs_diff_forward']:.3g} (forward), "
+          f"{check['max_abs_diff_decode']:.3g} (decoder); argmax agrees on {100 * check['argmax_agree']:.1f}% of tokens")
+    if dcheck:
+        print(f"cached decode check on {dcheck['tokens']} tokens, one per call: max |ours - peer| = "
+              f"{dcheck['max_abs_diff_before']:.3g} before position {window - 1}, "
+              f"{dcheck['max_abs_diff_from']:.3g} from position {window - 1} on "
+              f"(first position above 1e-3: {dcheck['first_position_over_1e-3']})")
+    print(f"peer training loss {losses[0]:.3f} -> {losses[-1]:.3f}; ours "
+          f"{ours['train']['first_loss']:.3f} -> {ours['train']['last_loss']:.3f}")
+
+    summary = {
+        "results": results,
+        "logits_check": check,
+        "decode_check": dcheck,
+        "peer": {
+            "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "sdpa_stand_in": SDPA_STAND_IN, "forward_seconds": fwd_s, "train_seconds": train_s,
+            "decode_seconds": dec_s, "train_losses": losses,
+        },
+        "ours": ours,
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=1)
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestInitAndBenchCLI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tiny")
+	_, stderr, code := runCLI(t, "init", "-preset", "tiny", "-out", dir, "-seed", "3")
+	require.Equal(t, 0, code, stderr)
+	for _, name := range []string{"config.json", "model.safetensors"} {
+		_, err := os.Stat(filepath.Join(dir, name))
+		require.NoError(t, err, name)
+	}
+
+	// A second init into the same directory must fail without overwriting it.
+	_, stderr, code = runCLI(t, "init", "-preset", "tiny", "-out", dir)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, stderr, "not empty")
+
+	stdout, stderr, code := runCLI(t, "bench", "-model", dir, "-only", "forward,decode", "-reps", "1",
+		"-batch", "2", "-seq", "8", "-decode-batches", "1,2", "-prompt", "3", "-decode-steps", "2", "-format", "json")
+	require.Equal(t, 0, code, stderr)
+	var res struct {
+		Backend  string `json:"backend"`
+		ModelDir string `json:"model_dir"`
+		Forward  *struct {
+			Batch        int     `json:"batch"`
+			Seq          int     `json:"seq"`
+			TokensPerSec float64 `json:"tokens_per_s"`
+			CompileSec   float64 `json:"compile_s"`
+		} `json:"forward"`
+		Decode []struct {
+			Batch        int     `json:"batch"`
+			TokensPerSec float64 `json:"tokens_per_s"`
+		} `json:"decode"`
+		Train *struct{} `json:"train"`
+	}
+	lastJSONLine(t, stdout, &res)
+	require.NotEmpty(t, res.Backend)
+	require.Equal(t, dir, res.ModelDir)
+	require.NotNil(t, res.Forward)
+	require.Equal(t, 2, res.Forward.Batch)
+	require.Equal(t, 8, res.Forward.Seq)
+	require.Greater(t, res.Forward.TokensPerSec, 0.0)
+	require.Greater(t, res.Forward.CompileSec, 0.0)
+	require.Len(t, res.Decode, 2)
+	for i, batch := range []int{1, 2} {
+		require.Equal(t, batch, res.Decode[i].Batch)
+		require.Greater(t, res.Decode[i].TokensPerSec, 0.0, "decode batch %d", batch)
+	}
+	require.Nil(t, res.Train, "-only leaves out the training phase")
+}
+
+func TestBenchCLIBadInput(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"unknown phase", []string{"bench", "-preset", "tiny", "-only", "forward,warp"}, `unknown phase "warp"`},
+		{"preset and model", []string{"bench", "-preset", "tiny", "-model", t.TempDir()}, "not both"},
+		{"zero reps", []string{"bench", "-preset", "tiny", "-reps", "0"}, "-reps"},
+		{"bad batch list", []string{"bench", "-preset", "tiny", "-decode-batches", "1,x"}, "-decode-batches"},
+		{"init without out", []string{"init", "-preset", "tiny"}, "missing -out"},
+		{"init bad dtype", []string{"init", "-preset", "tiny", "-out", t.TempDir(), "-dtype", "F16"}, "invalid -dtype"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := runCLI(t, tc.args...)
+			require.NotEqual(t, 0, code)
+			require.Contains(t, stderr, tc.wantErr)
+		})
+	}
+}
