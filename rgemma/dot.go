@@ -1,8 +1,11 @@
 package rgemma
 
 import (
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"weak"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -25,10 +28,15 @@ type dotAxes struct {
 	lhsContracting, lhsBatch, rhsContracting, rhsBatch []int
 }
 
+// dotAxesByNode holds weak keys, and a cleanup removes each entry when its
+// node is collected, so built graphs are not kept alive by this table.
 var (
 	dotAxesMu     sync.Mutex
-	dotAxesByNode = map[*Node]dotAxes{}
+	dotAxesByNode = map[weak.Pointer[Node]]dotAxes{}
 	originalVJP   VJP
+
+	// recordedVJPUses counts the gradients computed by dotGeneralVJP itself, for tests.
+	recordedVJPUses atomic.Int64
 )
 
 func init() {
@@ -41,9 +49,15 @@ func init() {
 // in increasing order.
 func dotGeneral(lhs *Node, lhsContracting, lhsBatch []int, rhs *Node, rhsContracting, rhsBatch []int) *Node {
 	out := DotGeneral(lhs, lhsContracting, lhsBatch, rhs, rhsContracting, rhsBatch)
+	key := weak.Make(out)
 	dotAxesMu.Lock()
-	dotAxesByNode[out] = dotAxes{lhsContracting, lhsBatch, rhsContracting, rhsBatch}
+	dotAxesByNode[key] = dotAxes{lhsContracting, lhsBatch, rhsContracting, rhsBatch}
 	dotAxesMu.Unlock()
+	runtime.AddCleanup(out, func(k weak.Pointer[Node]) {
+		dotAxesMu.Lock()
+		delete(dotAxesByNode, k)
+		dotAxesMu.Unlock()
+	}, key)
 	return out
 }
 
@@ -61,11 +75,12 @@ func freeAxes(rank int, contracting, batch []int) []int {
 
 func dotGeneralVJP(node *Node, adjoints []*Node, outputShape shapes.Shape) []*Node {
 	dotAxesMu.Lock()
-	axes, ok := dotAxesByNode[node]
+	axes, ok := dotAxesByNode[weak.Make(node)]
 	dotAxesMu.Unlock()
 	if !ok {
 		return originalVJP(node, adjoints, outputShape)
 	}
+	recordedVJPUses.Add(1)
 	lhs, rhs := node.Inputs()[0], node.Inputs()[1]
 	v := adjoints[0]
 	return []*Node{

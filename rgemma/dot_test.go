@@ -6,6 +6,7 @@ import (
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/stretchr/testify/require"
 )
 
 func randomTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
@@ -39,6 +40,7 @@ func TestDotGeneralGradientMatchesGoMLX(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			lhs, rhs := randomTensor(rng, tc.lhsDims...), randomTensor(rng, tc.rhsDims...)
+			usesBefore := recordedVJPUses.Load()
 			outs := MustExecOnceN(backend, func(lhs, rhs *Node) []*Node {
 				// A fixed random weighting makes every output element matter.
 				ours := dotGeneral(lhs, tc.lhsC, tc.lhsB, rhs, tc.rhsC, tc.rhsB)
@@ -51,6 +53,7 @@ func TestDotGeneralGradientMatchesGoMLX(t *testing.T) {
 			requireClose(t, "value", flat(t, outs[1]), flat(t, outs[0]), 1e-5, 0)
 			requireClose(t, "d lhs", flat(t, outs[3]), flat(t, outs[2]), 1e-4, 0)
 			requireClose(t, "d rhs", flat(t, outs[5]), flat(t, outs[4]), 1e-4, 0)
+			require.Equal(t, int64(1), recordedVJPUses.Load()-usesBefore, "the recorded product must use the two-product gradient")
 		})
 	}
 }

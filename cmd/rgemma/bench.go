@@ -177,7 +177,7 @@ func runBench(args []string) error {
 	preset := fs.String("preset", "small", "model preset with random weights (ignored with -model)")
 	modelDir := fs.String("model", "", "model directory with config.json and model.safetensors, instead of -preset")
 	backendFlag := fs.String("backend", "", "execution backend: auto, go or xla[:PLUGIN] (default: $GOMLX_BACKEND, else auto)")
-	only := fs.String("only", defaultPhases, "comma-separated phases: forward, train, decode, latency, memory, 2b")
+	only := fs.String("only", defaultPhases, "comma-separated phases: forward, train, decode, latency, memory, and the optional 2b and logits")
 	reps := fs.Int("reps", 5, "timed repetitions per figure; the median is reported")
 	format := fs.String("format", "text", "output format: text (a table) or json (one object)")
 	seed := fs.Uint64("seed", 1, "seed of the random weights and of the input tokens")
@@ -197,8 +197,9 @@ func runBench(args []string) error {
 		fmt.Fprintf(fs.Output(), "Usage: rgemma bench [-preset small | -model DIR] [-backend B] [-only LIST] [-reps N] [-format text|json]\n\n"+
 			"Measures forward, training and decoding speed and the memory of decoding. Compilation is timed\n"+
 			"separately and excluded from the speeds. Progress goes to stderr, the figures to stdout.\n"+
-			"The phases 2b (a forward pass through the full recurrentgemma-2b preset, about 11 GB) and logits\n"+
-			"(the logits of one row, for cross-checks with other implementations) run only when -only names them.\n\n")
+			"The phases 2b (a forward pass through the full recurrentgemma-2b preset, about 14 GB of memory at its\n"+
+			"peak) and logits (the logits of one row, for cross-checks with other implementations)\n"+
+			"run only when -only names them.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -502,6 +503,7 @@ func (b *bencher) train() (*trainResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the training step graph: %w", err)
 	}
+
 	rows := b.randomRows(b.s.TrainBatch, b.s.TrainSeq)
 	ids, positions := rgemma.Inputs{IDs: rows, Positions: rgemma.SequentialPositions(rows)}.Tensors()
 	var losses []float64
@@ -526,6 +528,7 @@ func (b *bencher) train() (*trainResult, error) {
 	if err != nil {
 		return nil, err
 	}
+
 	return &trainResult{
 		Batch: b.s.TrainBatch, Seq: b.s.TrainSeq, timing: t,
 		TokensPerSec: float64(b.s.TrainBatch*b.s.TrainSeq) / t.MedianSeconds,
@@ -710,6 +713,7 @@ func (b *bencher) logits() (*logitsResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the forward logits: %w", err)
 	}
+
 	d, err := b.m.NewDecoder(1)
 	if err != nil {
 		return nil, err
@@ -718,6 +722,7 @@ func (b *bencher) logits() (*logitsResult, error) {
 	if err != nil {
 		return nil, err
 	}
+
 	V := b.m.Config.VocabSize
 	res := &logitsResult{IDs: ids, Decode: dec[0]}
 	for t := range ids {
@@ -739,7 +744,7 @@ func benchBig(backend backends.Backend, s benchSettings) (*bigResult, error) {
 		return nil, err
 	}
 	slog.Info("bench: phase started", "phase", phase2B, "parameters", cfg.NumParams(),
-		"note", "needs about 2.5x the float32 weights in memory at its peak and several minutes on SimpleGo")
+		"note", "needs about 1.3 times the float32 weights in memory at its peak, and several minutes on SimpleGo")
 	res := &bigResult{Preset: bigPreset, Parameters: cfg.NumParams(), Tokens: s.BigTokens,
 		WeightsMiB: float64(4*cfg.NumParams()) / (1 << 20)}
 	collectGarbage()
@@ -808,9 +813,10 @@ func benchBig(backend backends.Backend, s benchSettings) (*bigResult, error) {
 // moveWeightsToBackend copies the weights into the backend's buffers one
 // tensor at a time. With shared buffers (both CPU backends) each host copy is
 // dropped once copied, and the freed memory goes back to the OS every GiB.
-// Without this step the first Exec copies all weights, and the Go heap gives
-// the host copies back only down to its soft memory limit: recurrentgemma-2b
-// on XLA CPU then peaked at 22.5 GB of resident memory for 10.7 GB of weights.
+// Without this step, the first Exec copies all weights, and the Go runtime
+// returns the freed host copies to the OS only down to its soft memory limit.
+// For recurrentgemma-2b on XLA CPU, VmHWM then reached 22,516 MiB for
+// 10,234 MiB of weights.
 func moveWeightsToBackend(m *rgemma.Model) error {
 	var sinceCollect int64
 	for v := range m.Context.IterVariables() {
@@ -879,6 +885,7 @@ func readProcMemory() (memoryResult, error) {
 		return out, fmt.Errorf("reading resident memory (needs Linux /proc): %w", err)
 	}
 	defer f.Close()
+
 	sc := bufio.NewScanner(f)
 	found := 0
 	for sc.Scan() {
@@ -903,6 +910,7 @@ func readProcMemory() (memoryResult, error) {
 	if found != 2 {
 		return out, errors.New("/proc/self/status has no VmRSS or VmHWM line")
 	}
+
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	out.GoHeapMiB = float64(ms.HeapAlloc) / (1 << 20)
