@@ -32,7 +32,7 @@ func LoadModel(backend backends.Backend, dir string) (*Model, error) {
 	}
 	defer ckpt.Close()
 
-	// A checkpoint with its own lm_head is untied, whatever the config says.
+	// A checkpoint with its own lm_head is untied, even when the config sets tie_word_embeddings.
 	if _, ok := ckpt.Info("lm_head.weight"); ok && cfg.TieWordEmbeddings {
 		slog.Info("checkpoint has lm_head.weight: using it instead of the tied embedding", "dir", dir)
 		cfg.TieWordEmbeddings = false
@@ -123,9 +123,9 @@ func (m *Model) Save(dir string, opts SaveOptions) error {
 		return fmt.Errorf("saving model: directory %s is not empty", dir)
 	}
 
-	// NOTE: the encoded tensors are all held in memory until written, so
-	// saving needs the model's size again (5.4 GB more for the 2B preset in
-	// BF16); loading reads one tensor at a time.
+	// NOTE: all encoded tensors stay in memory until written, so saving needs
+	// the model's size again (5.4 GB more for the 2B preset in BF16). Loading
+	// reads one tensor at a time.
 	var stored []safetensors.Tensor
 	for _, spec := range m.Config.Params() {
 		values, err := m.Param(spec.Name)

@@ -91,7 +91,7 @@ func dotGeneralVJP(node *Node, adjoints []*Node, outputShape shapes.Shape) []*No
 
 // dotOperandGradient returns the gradient with respect to `this` operand of a
 // DotGeneral whose output adjoint is v ([batch..., lhs free..., rhs free...]).
-// thisIsLHS says which side `this` was on.
+// thisIsLHS is true when `this` was the left operand.
 func dotOperandGradient(v, this *Node, thisContracting, thisBatch []int, other *Node, otherContracting, otherBatch []int, thisIsLHS bool) *Node {
 	nBatch := len(thisBatch)
 	thisFree := freeAxes(this.Rank(), thisContracting, thisBatch)

@@ -120,7 +120,7 @@ func TestGenerateStops(t *testing.T) {
 	require.Equal(t, full[:strings.Index(full, stop)], res.Texts[0])
 	require.LessOrEqual(t, len(res.IDs[0]), 2)
 
-	// Streaming sees every token in order.
+	// The streaming callback receives every token in order.
 	var streamed []int32
 	_, err = m.Generate([][]int32{prompt}, GenerateOptions{MaxNewTokens: 6, EOSID: -1, OnToken: func(_ int, id int32) { streamed = append(streamed, id) }})
 	require.NoError(t, err)

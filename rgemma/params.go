@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// InitKind says how a parameter is initialised for a from-scratch run.
+// InitKind is the initialisation of a parameter for a from-scratch run.
 type InitKind int
 
 const (

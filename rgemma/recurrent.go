@@ -12,9 +12,9 @@ import (
 // infinite at v = 0. The original Griffin model does this to keep bfloat16
 // training finite when a recurrence decay a reaches 1.
 //
-// The value comes from a StopGradient'ed Sqrt; the gradient flows through
-// n - StopGradient(n), which is exactly zero in value, where n is an identity
-// of v carrying the clipped gradient.
+// The value comes from Sqrt behind StopGradient. The gradient flows through
+// n - StopGradient(n), where n is an identity of v that carries the clipped
+// gradient, and that difference is exactly zero in value.
 func sqrtClippedGradient(v *Node) *Node {
 	n := IdentityWithCustomGradient(v, func(x, adjoint *Node) *Node {
 		denominator := Sqrt(MaxScalar(MulScalar(x, 4), 1e-6))

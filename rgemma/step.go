@@ -142,8 +142,9 @@ func attentionStep(ctx *context.Context, cfg *Config, h, positions, valid, count
 	keys := Concatenate([]*Node{keyCache, k}, 1)                                           // [B,W+C,KV,hd]
 	values := Concatenate([]*Node{valueCache, v}, 1)                                       // [B,W+C,KV,hd]
 	chunkIndex := Add(ExpandAxes(counts, -1), Iota(g, shapes.Make(dtypes.Int32, 1, C), 1)) // [B,C]
-	keyIndex := Concatenate([]*Node{ringSlotIndex(counts, W), chunkIndex}, 1)              // [B,W+C]
-	keyValid := Concatenate([]*Node{GreaterOrEqual(ringSlotIndex(counts, W), ZerosLike(ringSlotIndex(counts, W))), valid}, 1)
+	slotIndex := ringSlotIndex(counts, W)                                                  // [B,W]
+	keyIndex := Concatenate([]*Node{slotIndex, chunkIndex}, 1)                             // [B,W+C]
+	keyValid := Concatenate([]*Node{GreaterOrEqual(slotIndex, ZerosLike(slotIndex)), valid}, 1)
 
 	// Key s is allowed for query t when 0 ≤ t-s ≤ min(W, position[t]).
 	diff := Sub(ExpandAxes(chunkIndex, -1), ExpandAxes(keyIndex, 1)) // [B,C,W+C]
@@ -158,8 +159,8 @@ func attentionStep(ctx *context.Context, cfg *Config, h, positions, valid, count
 	attended := Reshape(attentionValues(probs, values), batch, C, H*hd)
 	out = linearParam(ctx, attended, prefix+".o_proj", true)
 
-	// New ring: slot s holds row index j' for the new count; it comes from the
-	// chunk when j' ≥ count, else the slot keeps its old content.
+	// In the new ring, slot s contains row index j' for the new count. It comes
+	// from the chunk when j' ≥ count, otherwise the slot keeps its old content.
 	newIndex := ringSlotIndex(Add(counts, nValid), W)               // [B,W]
 	fromChunk := GreaterOrEqual(newIndex, ExpandAxes(counts, -1))   // [B,W]
 	chunkPos := MaxScalar(Sub(newIndex, ExpandAxes(counts, -1)), 0) // [B,W]

@@ -5,8 +5,8 @@
 #
 # It first tries to install the XLA CPU plugin (scripts/install-xla-cpu.sh,
 # from PyPI), which makes training about 10 times faster than the pure-Go
-# backend; without it the job runs on SimpleGo and stops at its 10-minute
-# budget with fewer steps.
+# backend. Without it the job runs on SimpleGo and stops at its 10-minute
+# budget after fewer steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

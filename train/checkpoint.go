@@ -22,8 +22,8 @@ const (
 	tempCheckpoints = ".tmp-"
 )
 
-// trainerState is what a checkpoint holds besides the GoMLX variables
-// (weights, optimizer moments, step counters): enough to continue a run
+// trainerState is the part of a checkpoint beside the GoMLX variables
+// (weights, optimizer moments, step counters) that a run needs to continue
 // exactly where it stopped.
 type trainerState struct {
 	Step        int               `json:"step"`

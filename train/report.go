@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/rgemma-toolkit/rgemma/rgemma"
+	"github.com/rgemma-toolkit/rgemma/rgemma/tokenizer"
 )
 
 // Files of a run folder.
@@ -202,13 +203,13 @@ func (t *Trainer) writeSamples() error {
 		if err != nil {
 			return fmt.Errorf("encoding sample prompt %q: %w", text, err)
 		}
-		prompts = append(prompts, toInt32(ids))
+		prompts = append(prompts, tokenizer.ToInt32(ids))
 	}
 	res, err := t.model.Generate(prompts, rgemma.GenerateOptions{
 		MaxNewTokens: t.cfg.SampleMaxTokens,
 		Sampling:     rgemma.SamplingOptions{Temperature: 0.7, TopK: 40, Seed: t.cfg.Seed},
 		EOSID:        t.tok.EOSID(),
-		Decode:       func(ids []int32) string { return t.tok.Decode(toInt(ids)) },
+		Decode:       func(ids []int32) string { return t.tok.Decode(tokenizer.FromInt32(ids)) },
 	})
 	if err != nil {
 		return fmt.Errorf("generating samples: %w", err)
@@ -218,20 +219,4 @@ func (t *Trainer) writeSamples() error {
 		fmt.Fprintf(&b, "=== sample %d (temperature 0.7, top-k 40, step %d)\n%s%s\n\n", i+1, t.state.Step, text, res.Texts[i])
 	}
 	return os.WriteFile(filepath.Join(t.cfg.Out, SamplesFile), []byte(b.String()), 0o644)
-}
-
-func toInt32(ids []int) []int32 {
-	out := make([]int32, len(ids))
-	for i, v := range ids {
-		out[i] = int32(v)
-	}
-	return out
-}
-
-func toInt(ids []int32) []int {
-	out := make([]int, len(ids))
-	for i, v := range ids {
-		out[i] = int(v)
-	}
-	return out
 }

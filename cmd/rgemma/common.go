@@ -99,22 +99,6 @@ func parseIDs(s string) ([]int32, error) {
 	return out, nil
 }
 
-func toInt32(ids []int) []int32 {
-	out := make([]int32, len(ids))
-	for i, v := range ids {
-		out[i] = int32(v)
-	}
-	return out
-}
-
-func toInt(ids []int32) []int {
-	out := make([]int, len(ids))
-	for i, v := range ids {
-		out[i] = int(v)
-	}
-	return out
-}
-
 // printJSON writes v as one line of JSON to stdout.
 func printJSON(v any) error {
 	data, err := json.Marshal(v)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rgemma-toolkit/rgemma/rgemma"
+	"github.com/rgemma-toolkit/rgemma/rgemma/tokenizer"
 )
 
 func runGenerate(args []string) error {
@@ -79,7 +80,7 @@ func runGenerate(args []string) error {
 			if len(ids) == 0 {
 				return fmt.Errorf("prompt %d is empty", i+1)
 			}
-			prompts = append(prompts, toInt32(ids))
+			prompts = append(prompts, tokenizer.ToInt32(ids))
 		}
 	}
 
@@ -89,7 +90,7 @@ func runGenerate(args []string) error {
 		EOSID:        m.Config.EOSTokenID,
 	}
 	if tok != nil {
-		opts.Decode = func(ids []int32) string { return tok.Decode(toInt(ids)) }
+		opts.Decode = func(ids []int32) string { return tok.Decode(tokenizer.FromInt32(ids)) }
 	}
 	if *stop != "" {
 		opts.StopStrings = strings.Split(*stop, ",")
@@ -106,7 +107,7 @@ func runGenerate(args []string) error {
 				return
 			}
 			emitted = append(emitted, id)
-			text := tok.Decode(toInt(emitted))
+			text := tok.Decode(tokenizer.FromInt32(emitted))
 			if strings.HasPrefix(text, printed) && !strings.HasSuffix(text, "\uFFFD") {
 				fmt.Fprint(out, text[len(printed):])
 				printed = text

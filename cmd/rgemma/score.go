@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"github.com/rgemma-toolkit/rgemma/rgemma/tokenizer"
 )
 
 func runScore(args []string) error {
@@ -56,7 +58,7 @@ func runScore(args []string) error {
 		if err != nil {
 			return err
 		}
-		ids = toInt32(encoded)
+		ids = tokenizer.ToInt32(encoded)
 	}
 
 	res, err := m.Score(ids)

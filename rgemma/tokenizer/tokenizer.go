@@ -59,3 +59,21 @@ func Load(dir string) (Tokenizer, error) {
 	}
 	return sp, nil
 }
+
+// ToInt32 converts tokenizer ids to the int32 ids the model takes.
+func ToInt32(ids []int) []int32 {
+	out := make([]int32, len(ids))
+	for i, v := range ids {
+		out[i] = int32(v)
+	}
+	return out
+}
+
+// FromInt32 converts model ids to the int ids of the Tokenizer interface.
+func FromInt32(ids []int32) []int {
+	out := make([]int, len(ids))
+	for i, v := range ids {
+		out[i] = int(v)
+	}
+	return out
+}
