@@ -1,6 +1,7 @@
 package rgemma
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -198,7 +199,7 @@ func hasSuffix(s, suffix string) bool {
 
 func TestLinearScanMatchesSequential(t *testing.T) {
 	backend := backendForTest(t)
-	for _, T := range []int{1, 2, 3, 7, 13, 31, 64} {
+	for _, T := range []int{1, 2, 3, 7, 13, 16, 17, 31, 64, 100, 257} {
 		rng := rand.New(rand.NewPCG(uint64(T), 7))
 		const B, L = 2, 5
 		a := make([]float32, B*T*L)
@@ -219,7 +220,66 @@ func TestLinearScanMatchesSequential(t *testing.T) {
 		outs := MustExecOnceN(backend, func(a, x *Node) []*Node {
 			return []*Node{linearScan(a, x), linearScanSequential(a, x)}
 		}, at, xt)
-		requireClose(t, "scan", flat(t, outs[1]), flat(t, outs[0]), 1e-5, 1e-6)
+		requireClose(t, fmt.Sprintf("scan T=%d", T), flat(t, outs[1]), flat(t, outs[0]), 1e-5, 1e-6)
+	}
+}
+
+// TestLinearScanGradient checks the hand-written gradient of linearScan
+// against loops on the host: for the loss Σ w·h, the adjoint of x is
+// λ_t = w_t + a_{t+1}·λ_{t+1} and the adjoint of a is λ_t·h_{t-1}.
+func TestLinearScanGradient(t *testing.T) {
+	backend := backendForTest(t)
+	for _, T := range []int{1, 5, 16, 37, 300} {
+		rng := rand.New(rand.NewPCG(uint64(T), 9))
+		const B, L = 2, 3
+		n := B * T * L
+		a, x, w := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i] = rng.Float32()
+			x[i] = float32(rng.NormFloat64())
+			w[i] = float32(rng.NormFloat64())
+		}
+		a[(1*T+T/3)*L+1] = 0 // A reset in the middle of row 1.
+		at := tensors.FromFlatDataAndDimensions(a, B, T, L)
+		xt := tensors.FromFlatDataAndDimensions(x, B, T, L)
+		wt := tensors.FromFlatDataAndDimensions(w, B, T, L)
+		outs := MustExecOnceN(backend, func(a, x, w *Node) []*Node {
+			h := linearScan(a, x)
+			return append([]*Node{h}, Gradient(ReduceAllSum(Mul(h, w)), a, x)...)
+		}, at, xt, wt)
+
+		idx := func(b, t, l int) int { return (b*T+t)*L + l }
+		h, lambda, da := make([]float64, n), make([]float64, n), make([]float64, n)
+		for b := 0; b < B; b++ {
+			for l := 0; l < L; l++ {
+				prev := 0.0
+				for t := 0; t < T; t++ {
+					i := idx(b, t, l)
+					h[i] = float64(a[i])*prev + float64(x[i])
+					prev = h[i]
+				}
+				next := 0.0 // a_{t+1}·λ_{t+1}
+				for t := T - 1; t >= 0; t-- {
+					i := idx(b, t, l)
+					lambda[i] = float64(w[i]) + next
+					next = float64(a[i]) * lambda[i]
+					if t > 0 {
+						da[i] = lambda[i] * h[idx(b, t-1, l)]
+					}
+				}
+			}
+		}
+		toF32 := func(v []float64) []float32 {
+			out := make([]float32, len(v))
+			for i := range v {
+				out[i] = float32(v[i])
+			}
+			return out
+		}
+		name := fmt.Sprintf("T=%d", T)
+		requireClose(t, name+" h", toF32(h), flat(t, outs[0]), 1e-5, 1e-5)
+		requireClose(t, name+" d/da", toF32(da), flat(t, outs[1]), 1e-5, 1e-5)
+		requireClose(t, name+" d/dx", toF32(lambda), flat(t, outs[2]), 1e-5, 1e-5)
 	}
 }
 
