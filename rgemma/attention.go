@@ -81,14 +81,12 @@ func attentionBlock(ctx *context.Context, cfg *Config, h, positions, docIDs *Nod
 	q = applyRoPE(cfg, q, positions)
 	k = applyRoPE(cfg, k, positions)
 
-	qg := Reshape(q, batch, T, KV, G, hd)
-	scores := attentionScores(qg, k) // [B,KV,G,T,S]
-	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
-	mask := BroadcastToDims(localAttentionMask(docIDs, cfg.AttentionWindow), scores.Shape().Dimensions...)
-	scores = Where(mask, scores, FillScalar(scores.Graph(), scores.Shape(), maskedScore))
-	probs := Softmax(scores, -1)
-
-	out := attentionValues(probs, v)
+	var out *Node
+	if blocks := T / cfg.AttentionWindow; T%cfg.AttentionWindow == 0 && blocks >= 3 {
+		out = blockedLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)
+	} else {
+		out = fullLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)
+	}
 	out = Reshape(out, batch, T, H*hd)
 	return linearParam(ctx, out, prefix+".o_proj", true)
 }
@@ -105,4 +103,62 @@ func attentionScores(q, k *Node) *Node {
 func attentionValues(probs, v *Node) *Node {
 	out := dotGeneral(probs, []int{4}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B,KV,G,T,hd]
 	return TransposeAllAxes(out, 0, 3, 1, 2, 4)
+}
+
+// fullLocalAttention is the local attention of a full sequence as one masked
+// product of all queries with all keys: q [B,T,H,hd], k and v [B,T,KV,hd],
+// docIDs [B,T] -> [B,T,KV,G,hd].
+func fullLocalAttention(q, k, v, docIDs *Node, W, G int) *Node {
+	dims := k.Shape().Dimensions
+	B, T, KV, hd := dims[0], dims[1], dims[2], dims[3]
+	qg := Reshape(q, B, T, KV, G, hd)
+	scores := attentionScores(qg, k) // [B,KV,G,T,S]
+	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
+	mask := BroadcastToDims(localAttentionMask(docIDs, W), scores.Shape().Dimensions...)
+	scores = Where(mask, scores, FillScalar(scores.Graph(), scores.Shape(), maskedScore))
+	return attentionValues(Softmax(scores, -1), v)
+}
+
+// blockedLocalAttention is the local attention of a full sequence computed
+// block by block: q [B,T,H,hd], k and v [B,T,KV,hd], docIDs [B,T] ->
+// [B,T,KV,G,hd], for T a multiple of the window W. The queries of block n
+// (positions nW to nW+W-1) can only see keys of blocks n-1 and n, so each
+// block scores W queries against 2W keys instead of all T; for T = 4W that
+// halves the work of the full masked product.
+func blockedLocalAttention(q, k, v, docIDs *Node, W, G int) *Node {
+	g := q.Graph()
+	dims := k.Shape().Dimensions
+	B, T, KV, hd := dims[0], dims[1], dims[2], dims[3]
+	nb := T / W
+
+	// Keys, values and their document ids for each block: the previous block
+	// followed by the block itself, [B,nb,2W,...]. Block 0 gets zeros in
+	// front, masked below.
+	withPrevious := func(x *Node) *Node {
+		blocked := Reshape(x, append([]int{B, nb, W}, x.Shape().Dimensions[2:]...)...)
+		return Concatenate([]*Node{shiftTime(blocked, 1), blocked}, 2)
+	}
+	keys, values := withPrevious(k), withPrevious(v) // [B,nb,2W,KV,hd]
+	keyDocs := withPrevious(docIDs)                  // [B,nb,2W]
+	queryDocs := Reshape(docIDs, B, nb, W)
+
+	qb := Reshape(MulScalar(q, 1/math.Sqrt(float64(hd))), B, nb, W, KV, G, hd)
+	scores := dotGeneral(qb, []int{5}, []int{0, 1, 3}, keys, []int{4}, []int{0, 1, 3}) // [B,nb,KV,W,G,2W]
+
+	// Query i of block n is at nW+i, key j at (n-1)W+j: the distance is W+i-j.
+	i := Iota(g, shapes.Make(dtypes.Int32, W, 2*W), 0)
+	j := Iota(g, shapes.Make(dtypes.Int32, W, 2*W), 1)
+	distance := Sub(AddScalar(i, W), j)
+	inWindow := And(GreaterOrEqual(distance, ZerosLike(distance)), LessOrEqual(distance, Scalar(g, dtypes.Int32, W)))
+	block := Iota(g, shapes.Make(dtypes.Int32, 1, nb, 1, 1), 1)
+	exists := Or(GreaterOrEqual(Reshape(j, 1, 1, W, 2*W), Scalar(g, dtypes.Int32, W)), GreaterOrEqual(block, Scalar(g, dtypes.Int32, 1)))
+	sameDoc := Equal(ExpandAxes(queryDocs, -1), ExpandAxes(keyDocs, 2)) // [B,nb,W,2W]
+	mask := And(And(sameDoc, exists), ExpandLeftToRank(inWindow, 4))
+	mask = BroadcastToDims(Reshape(mask, B, nb, 1, W, 1, 2*W), scores.Shape().Dimensions...)
+	scores = Where(mask, scores, FillScalar(g, scores.Shape(), maskedScore))
+	probs := Softmax(scores, -1)
+
+	out := dotGeneral(probs, []int{5}, []int{0, 1, 2}, values, []int{2}, []int{0, 1, 3}) // [B,nb,KV,W,G,hd]
+	out = TransposeAllAxes(out, 0, 1, 3, 2, 4, 5)                                        // [B,nb,W,KV,G,hd]
+	return Reshape(out, B, T, KV, G, hd)
 }

@@ -39,7 +39,8 @@ func blockDiagonal(x, w, b *Node) *Node {
 // out[t,c] = bias[c] + Σ_k w[c,0,k]·x[t-(K-1)+k, c]; a term is zero when its
 // time index is negative or lies in an earlier document than t. It is written
 // as K shifted products because the grouped ConvGeneral of GoMLX v0.26.0 has
-// no gradient.
+// no gradient. The taps are summed one by one: stacking them on a new last
+// axis of size K and reducing it ran about 8 times slower on XLA CPU.
 func causalConv1D(x, weight, bias, docIDs *Node) *Node {
 	g := x.Graph()
 	dims := x.Shape().Dimensions
@@ -47,20 +48,26 @@ func causalConv1D(x, weight, bias, docIDs *Node) *Node {
 	T := dims[1]
 	w := Reshape(weight, L, K)
 
-	taps := make([]*Node, K) // taps[k] [B,T,L]: the input K-1-k steps back, masked.
 	t := Iota(g, shapes.Make(dtypes.Int32, 1, T), 1)
+	out := ExpandLeftToRank(bias, 3)
 	for k := 0; k < K; k++ {
 		back := K - 1 - k
-		shifted := shiftTime(x, back)
-		sameDoc := And(
-			Equal(shiftTime(docIDs, back), docIDs),
-			GreaterOrEqual(t, Scalar(g, dtypes.Int32, back)))
-		sameDoc = BroadcastToDims(ExpandAxes(sameDoc, -1), dims...)
-		taps[k] = Where(sameDoc, shifted, ZerosLike(shifted))
+		// Column k of w, picked by a one-hot product: the gradient of Slice needs Pad (not in SimpleGo).
+		oneHot := make([]float32, K)
+		oneHot[k] = 1
+		wk := Reshape(ReduceSum(Mul(w, Const(g, [][]float32{oneHot})), -1), 1, 1, L)
+		term := Mul(shiftTime(x, back), wk)
+		if back > 0 {
+			// The tap back steps earlier counts only inside the row and the document.
+			sameDoc := And(
+				Equal(shiftTime(docIDs, back), docIDs),
+				GreaterOrEqual(t, Scalar(g, dtypes.Int32, back)))
+			sameDoc = BroadcastToDims(ExpandAxes(sameDoc, -1), dims...)
+			term = Where(sameDoc, term, ZerosLike(term))
+		}
+		out = Add(out, term)
 	}
-	stacked := Stack(taps, -1) // [B,T,L,K]
-	out := ReduceSum(Mul(stacked, ExpandLeftToRank(w, 4)), -1)
-	return Add(out, ExpandLeftToRank(bias, 3))
+	return out
 }
 
 // rgLRUOutputs are the results of rgLRU.
