@@ -19,17 +19,6 @@ func TestBlockedAttentionMatchesFull(t *testing.T) {
 	for _, nb := range []int{3, 5} {
 		T := nb * W
 		rng := rand.New(rand.NewPCG(uint64(nb), 11))
-		normal := func(dims ...int) *tensors.Tensor {
-			n := 1
-			for _, d := range dims {
-				n *= d
-			}
-			v := make([]float32, n)
-			for i := range v {
-				v[i] = float32(rng.NormFloat64())
-			}
-			return tensors.FromFlatDataAndDimensions(v, dims...)
-		}
 		// Row 0 holds one document; row 1 starts new ones at 6 and at 2W.
 		positions := make([]int32, B*T)
 		for i := 0; i < T; i++ {
@@ -43,8 +32,8 @@ func TestBlockedAttentionMatchesFull(t *testing.T) {
 				positions[T+i] = int32(i)
 			}
 		}
-		q, k, v := normal(B, T, KV*G, hd), normal(B, T, KV, hd), normal(B, T, KV, hd)
-		weights := normal(B, T, KV, G, hd)
+		q, k, v := randomTensor(rng, B, T, KV*G, hd), randomTensor(rng, B, T, KV, hd), randomTensor(rng, B, T, KV, hd)
+		weights := randomTensor(rng, B, T, KV, G, hd)
 		pos := tensors.FromFlatDataAndDimensions(positions, B, T)
 
 		outs := MustExecOnceN(backend, func(q, k, v, weights, pos *Node) []*Node {
