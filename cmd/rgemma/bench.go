@@ -73,6 +73,11 @@ type timing struct {
 	CompileSeconds float64   `json:"compile_s"` // First call: graph compilation plus one run.
 	Seconds        []float64 `json:"seconds"`   // One value per repetition.
 	MedianSeconds  float64   `json:"median_s"`
+	// PageFaultsPerCall is the mean count of minor page faults (pages the
+	// kernel had to map and zero) of the process per timed call. Without
+	// the malloc settings of rgemma.MallocTunables, XLA's per-call buffers
+	// show up here as thousands of faults.
+	PageFaultsPerCall float64 `json:"page_faults_per_call"`
 }
 
 type forwardResult struct {
@@ -432,6 +437,7 @@ func (b *bencher) timeCalls(name string, call func() error) (timing, error) {
 	}
 	out.CompileSeconds = time.Since(start).Seconds()
 	slog.Info("bench: compiled", "figure", name, "seconds", fmt.Sprintf("%.2f", out.CompileSeconds))
+	faultsBefore := minorPageFaults()
 	for i := range b.s.Reps {
 		start := time.Now()
 		if err := call(); err != nil {
@@ -441,6 +447,9 @@ func (b *bencher) timeCalls(name string, call func() error) (timing, error) {
 		slog.Debug("bench: repetition", "figure", name, "rep", i+1, "seconds", out.Seconds[i])
 	}
 	out.MedianSeconds = median(out.Seconds)
+	if b.s.Reps > 0 {
+		out.PageFaultsPerCall = float64(minorPageFaults()-faultsBefore) / float64(b.s.Reps)
+	}
 	return out, nil
 }
 
@@ -942,12 +951,12 @@ func printBenchTable(r *benchReport) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "figure\tvalue\tsettings\n")
 	if f := r.Forward; f != nil {
-		fmt.Fprintf(w, "forward\t%.0f tokens/s\tbatch %d × %d tokens; compile %.1f s; reps %s\n",
-			f.TokensPerSec, f.Batch, f.Seq, f.CompileSeconds, secondsList(f.Seconds, 1000, "ms"))
+		fmt.Fprintf(w, "forward\t%.0f tokens/s\tbatch %d × %d tokens; compile %.1f s; %.0f page faults per call; reps %s\n",
+			f.TokensPerSec, f.Batch, f.Seq, f.CompileSeconds, f.PageFaultsPerCall, secondsList(f.Seconds, 1000, "ms"))
 	}
 	if t := r.Train; t != nil {
-		fmt.Fprintf(w, "training step\t%.0f tokens/s\tbatch %d × %d tokens, %s; compile %.1f s; loss %.3f -> %.3f; reps %s\n",
-			t.TokensPerSec, t.Batch, t.Seq, "AdamW wd 0.1", t.CompileSeconds, t.FirstLoss, t.LastLoss, secondsList(t.Seconds, 1000, "ms"))
+		fmt.Fprintf(w, "training step\t%.0f tokens/s\tbatch %d × %d tokens, %s; compile %.1f s; %.0f page faults per call; loss %.3f -> %.3f; reps %s\n",
+			t.TokensPerSec, t.Batch, t.Seq, "AdamW wd 0.1", t.CompileSeconds, t.PageFaultsPerCall, t.FirstLoss, t.LastLoss, secondsList(t.Seconds, 1000, "ms"))
 	}
 	for _, d := range r.Decode {
 		fmt.Fprintf(w, "decode batch %d\t%.0f tokens/s\t%d steps per rep after a %d-token prompt; compile %.1f s; reps %s\n",

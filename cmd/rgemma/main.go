@@ -34,6 +34,8 @@ func usage() {
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
+	rerunWithMallocTunables()
+	slog.Debug("malloc settings", "GLIBC_TUNABLES", os.Getenv("GLIBC_TUNABLES"))
 	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
 		usage()
 		if len(os.Args) < 2 {
