@@ -24,12 +24,30 @@ import time
 # preset then took 48 ms instead of 3 ms. OpenMP reads the variable when torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def malloc_tunables():
+    """Return the GLIBC_TUNABLES value that `rgemma` runs under, read from rgemma/malloc.go."""
+    import re
+    with open(os.path.join(REPO, "rgemma", "malloc.go")) as f:
+        match = re.search(r'const MallocTunables = "([^"]+)"', f.read())
+    if not match:
+        sys.exit("peer.py: MallocTunables not found in rgemma/malloc.go")
+    return match.group(1)
+
+
+# glibc reads GLIBC_TUNABLES only at start-up, so --peer-malloc-tuning re-runs
+# this script with it before torch allocates anything.
+if "--peer-malloc-tuning" in sys.argv and "GLIBC_TUNABLES" not in os.environ:
+    os.execve(sys.executable, [sys.executable] + sys.argv,
+              dict(os.environ, GLIBC_TUNABLES=malloc_tunables()))
+
 import torch
 import torch.nn.functional as F
 import transformers
 from transformers import RecurrentGemmaForCausalLM
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RATIO = 2.0
 
 
@@ -239,6 +257,8 @@ def main():
     parser.add_argument("--decode-check-tokens", type=int, default=300,
                         help="length of the row fed one token at a time through the peer's cache and compared with our decoder; 0 skips it")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--peer-malloc-tuning", action="store_true",
+                        help="run torch under the glibc malloc settings that rgemma uses (GLIBC_TUNABLES, see rgemma/malloc.go)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -285,7 +305,8 @@ def main():
     ]
     print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
     print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, float32"
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"{args.reps} repetitions, medians\n")
@@ -313,6 +334,7 @@ def main():
         "peer": {
             "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
             "sdpa_stand_in": SDPA_STAND_IN, "forward_seconds": fwd_s, "train_seconds": train_s,
             "decode_seconds": dec_s, "train_losses": losses,
         },

@@ -66,6 +66,10 @@ func localAttentionMask(docIDs *Node, window int) *Node {
 	return ExpandAxes(mask, 1, 2)
 }
 
+// useBlockedAttention lets benchmarks compare blockedLocalAttention with the
+// full product.
+var useBlockedAttention = true
+
 // attentionBlock is the temporal block of an attention layer:
 // h [B,T,D], positions [B,T], docIDs [B,T] -> [B,T,D]. Query heads are
 // grouped onto the KV key/value heads: head n uses key/value head n/(H/KV).
@@ -82,7 +86,7 @@ func attentionBlock(ctx *context.Context, cfg *Config, h, positions, docIDs *Nod
 	k = applyRoPE(cfg, k, positions)
 
 	var out *Node
-	if blocks := T / cfg.AttentionWindow; T%cfg.AttentionWindow == 0 && blocks >= 3 {
+	if blocks := T / cfg.AttentionWindow; useBlockedAttention && T%cfg.AttentionWindow == 0 && blocks >= 3 {
 		out = blockedLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)
 	} else {
 		out = fullLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)

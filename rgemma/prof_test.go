@@ -1,0 +1,345 @@
+//go:build prof
+
+// Profiling aids for the XLA CPU backend, kept out of the normal test run by
+// the prof build tag. They print times, not assertions. Run with the malloc
+// settings that the rgemma command uses, for example:
+//
+//	GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776 \
+//	  go test -tags prof -run 'TestProfile$' -v ./rgemma
+//
+// TestProfile times pieces of the small preset alone; TestProfileAB compares
+// blocked with full attention inside one process, alternating, which is the
+// only comparison that stays meaningful on a machine whose speed drifts;
+// TestProfileTrainLoop runs 40 training steps for `perf record`.
+
+package rgemma
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/stretchr/testify/require"
+)
+
+var profReps = 5
+
+func randTensor(dims ...int) *tensors.Tensor {
+	return randomTensor(rand.New(rand.NewPCG(3, 4)), dims...)
+}
+
+func timeExec(t *testing.T, name string, flops float64, exec *context.Exec, args ...any) {
+	_, err := exec.Exec(args...)
+	require.NoError(t, err)
+	best := time.Duration(1 << 62)
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	wall0 := time.Now()
+	for range profReps {
+		start := time.Now()
+		out, err := exec.Exec(args...)
+		require.NoError(t, err)
+		for _, o := range out {
+			o.FinalizeAll()
+		}
+		if d := time.Since(start); d < best {
+			best = d
+		}
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	fmt.Printf("%-40s %8.2f ms  %6.1f GFLOP/s  cpu/wall %.2f\n", name, best.Seconds()*1000, flops/best.Seconds()/1e9, cpu.Seconds()/time.Since(wall0).Seconds())
+}
+
+// TestProfile times pieces of the small preset on the test backend.
+func TestProfile(t *testing.T) {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	backend := backendForTest(t)
+	m, err := NewModel(backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	ctx := m.Context.Reuse()
+
+	for _, bt := range [][2]int{{4, 512}, {4, 256}} {
+		B, T := bt[0], bt[1]
+		N := float64(B * T)
+		x := randTensor(B, T, 256)
+		pos := tensors.FromFlatDataAndDimensions(make([]int32, B*T), B, T)
+		{
+			p := make([]int32, B*T)
+			for i := range p {
+				p[i] = int32(i % T)
+			}
+			pos = tensors.FromFlatDataAndDimensions(p, B, T)
+		}
+		ids := randomInputs(B, T, 256)
+		idsT, posT := ids.Tensors()
+		tag := fmt.Sprintf("%dx%d", B, T)
+
+		mk := func(f func(ctx *context.Context, x, pos *Node) *Node, grad bool) *context.Exec {
+			e, err := context.NewExec(backend, ctx, func(ctx *context.Context, x, pos *Node) []*Node {
+				out := f(ctx, x, pos)
+				if !grad {
+					return []*Node{out}
+				}
+				loss := ReduceAllSum(Mul(out, out))
+				wrt := []*Node{x}
+				for v := range ctx.IterVariables() {
+					if v.Trainable && v.InUseByGraph(x.Graph()) {
+						wrt = append(wrt, v.ValueGraph(x.Graph()))
+					}
+				}
+				return Gradient(loss, wrt...)
+			})
+			require.NoError(t, err)
+			return e
+		}
+		pieces := []struct {
+			name  string
+			flops float64
+			f     func(ctx *context.Context, x, pos *Node) *Node
+		}{
+			{"matmul 256->768", 2 * 256 * 768 * N, func(ctx *context.Context, x, pos *Node) *Node {
+				return linearParam(ctx, x, "model.layers.0.mlp_block.gate_proj", true)
+			}},
+			{"mlp", 3 * 2 * 256 * 768 * N, func(ctx *context.Context, x, pos *Node) *Node {
+				return mlpBlock(ctx, x, "model.layers.0.mlp_block")
+			}},
+			{"rmsnorm", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				return rmsNorm(x, param(ctx, x.Graph(), "model.layers.0.channel_pre_norm.weight"), 1e-6)
+			}},
+			{"recurrent block", 458e3 * N, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				out, _ := recurrentBlock(ctx, x, Equal(p, ZerosLike(p)), documentIDs(p), "model.layers.0.temporal_block")
+				return out
+			}},
+			{"conv1d", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				g := x.Graph()
+				return causalConv1D(x, param(ctx, g, "model.layers.0.temporal_block.conv_1d.weight"), param(ctx, g, "model.layers.0.temporal_block.conv_1d.bias"), documentIDs(p))
+			}},
+			{"rglru", 65e3 * N, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				return rgLRU(ctx, x, Equal(p, ZerosLike(p)), nil, "model.layers.0.temporal_block.rg_lru").H
+			}},
+			{"blockdiag x2", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				g := x.Graph()
+				pre := "model.layers.0.temporal_block.rg_lru"
+				return Add(blockDiagonal(x, param(ctx, g, pre+".input_gate_weight"), param(ctx, g, pre+".input_gate_bias")),
+					blockDiagonal(x, param(ctx, g, pre+".recurrent_gate_weight"), param(ctx, g, pre+".recurrent_gate_bias")))
+			}},
+			{"rope q", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				return applyRoPE(cfg, Reshape(x, 4, -1, 4, 64), p)
+			}},
+			{"attn core blocked", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+				q := Reshape(x, B, T, 4, 64)
+				k := Reshape(SliceAxis(x, 2, AxisRange(0, 64)), B, T, 1, 64)
+				v := Reshape(SliceAxis(x, 2, AxisRange(64, 128)), B, T, 1, 64)
+				return blockedLocalAttention(q, k, v, documentIDs(p), 128, 4)
+			}},
+			{"attn core full", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+				q := Reshape(x, B, T, 4, 64)
+				k := Reshape(SliceAxis(x, 2, AxisRange(0, 64)), B, T, 1, 64)
+				v := Reshape(SliceAxis(x, 2, AxisRange(64, 128)), B, T, 1, 64)
+				return fullLocalAttention(q, k, v, documentIDs(p), 128, 4)
+			}},
+			{"scan", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				return linearScan(Sigmoid(x), x)
+			}},
+			{"embed", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				ids := ConvertDType(pos, dtypes.Int32)
+				return Mul(embed(ctx, cfg, ids), x)
+			}},
+			{"lmhead+loss", 0, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				loss, _ := NextTokenLoss(lmHead(ctx, cfg, x), p, p, nil)
+				return loss
+			}},
+			{"attention block", (328e3 + 4*256*float64(T)) * N, func(ctx *context.Context, x, pos *Node) *Node {
+				p := ConvertDType(pos, dtypes.Int32)
+				return attentionBlock(ctx, cfg, x, p, documentIDs(p), "model.layers.2.temporal_block")
+			}},
+		}
+		for _, p := range pieces {
+			timeExec(t, tag+" fwd "+p.name, p.flops, mk(p.f, false), x, pos)
+			timeExec(t, tag+" f+b "+p.name, 3*p.flops, mk(p.f, true), x, pos)
+		}
+		full, err := context.NewExec(backend, ctx, func(ctx *context.Context, ids, positions *Node) *Node {
+			return Forward(ctx, cfg, ids, positions).Logits
+		})
+		require.NoError(t, err)
+		timeExec(t, tag+" full forward", 10.75e6*N, full, idsT, posT)
+		fb, err := context.NewExec(backend, ctx, func(ctx *context.Context, ids, positions *Node) []*Node {
+			out := Forward(ctx, cfg, ids, positions)
+			loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
+			return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
+		})
+		require.NoError(t, err)
+		timeExec(t, tag+" full loss+grad", 3*10.2e6*N, fb, idsT, posT)
+		_ = shapes.Make
+	}
+}
+
+func TestProfileScan(t *testing.T) {
+	backend := backendForTest(t)
+	for _, T := range []int{256, 512} {
+		a := randTensor(4, T, 256)
+		x := randTensor(4, T, 256)
+		tag := fmt.Sprintf("4x%d", T)
+		mk := func(f func(a, x *Node) *Node) *context.Exec {
+			e, err := context.NewExec(backend, context.New(), func(ctx *context.Context, a, x *Node) *Node {
+				return f(Sigmoid(a), x)
+			})
+			require.NoError(t, err)
+			return e
+		}
+		timeExec(t, tag+" linearScan", 0, mk(linearScan), a, x)
+		timeExec(t, tag+" blockedScan", 0, mk(func(a, x *Node) *Node { return blockedScan(a, x, false) }), a, x)
+		timeExec(t, tag+" blockedScan reverse", 0, mk(func(a, x *Node) *Node { return blockedScan(a, x, true) }), a, x)
+	}
+}
+
+func TestProfileDots(t *testing.T) {
+	backend := backendForTest(t)
+	const N = 1024
+	profReps = 30
+	for _, F := range []int{256, 512, 768} {
+		x := randTensor(N, 256)
+		w := randTensor(F, 256)
+		dy := randTensor(N, F)
+		flops := 2 * float64(N*256*F)
+		mk := func(f func(a, b *Node) *Node) *context.Exec {
+			e, err := context.NewExec(backend, context.New(), func(ctx *context.Context, a, b *Node) *Node { return f(a, b) })
+			require.NoError(t, err)
+			return e
+		}
+		timeExec(t, fmt.Sprintf("F=%d fwd x·wT", F), flops, mk(func(a, b *Node) *Node { return dotGeneral(a, []int{1}, nil, b, []int{1}, nil) }), x, w)
+		wt := randTensor(256, F)
+		timeExec(t, fmt.Sprintf("F=%d fwd x·w", F), flops, mk(func(a, b *Node) *Node { return dotGeneral(a, []int{1}, nil, b, []int{0}, nil) }), x, wt)
+		timeExec(t, fmt.Sprintf("F=%d bwd dx = dy·w", F), flops, mk(func(a, b *Node) *Node { return dotGeneral(a, []int{1}, nil, b, []int{0}, nil) }), dy, w)
+		timeExec(t, fmt.Sprintf("F=%d bwd dw = dyT·x", F), flops, mk(func(a, b *Node) *Node { return dotGeneral(a, []int{0}, nil, b, []int{0}, nil) }), dy, x)
+		timeExec(t, fmt.Sprintf("F=%d bwd dwT = xT·dy", F), flops, mk(func(a, b *Node) *Node { return dotGeneral(a, []int{0}, nil, b, []int{0}, nil) }), x, dy)
+	}
+}
+
+type gradOpt interface {
+	UpdateGraphWithGradients(ctx *context.Context, grads []*Node, lossDType dtypes.DType)
+}
+
+func TestProfileTrainStep(t *testing.T) {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	backend := backendForTest(t)
+	m, err := NewModel(backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	ids := randomInputs(4, 256, 256)
+	idsT, posT := ids.Tensors()
+	profReps = 10
+	fb, err := context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) []*Node {
+		out := Forward(ctx, cfg, ids, positions)
+		loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
+		return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
+	})
+	require.NoError(t, err)
+	timeExec(t, "4x256 loss+grad", 0, fb, idsT, posT)
+	opt := optimizers.Adam().WeightDecay(0.1).Done().(gradOpt)
+	step, err := context.NewExec(backend, m.Context.Checked(false), func(ctx *context.Context, ids, positions *Node) *Node {
+		out := Forward(ctx, cfg, ids, positions)
+		loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
+		opt.UpdateGraphWithGradients(ctx, ctx.BuildTrainableVariablesGradientsGraph(loss), dtypes.Float32)
+		return loss
+	})
+	require.NoError(t, err)
+	timeExec(t, "4x256 train step", 0, step, idsT, posT)
+	adamOnly, err := context.NewExec(backend, m.Context.Checked(false), func(ctx *context.Context, ids *Node) *Node {
+		var grads []*Node
+		for v := range ctx.IterVariables() {
+			if v.Trainable {
+				grads = append(grads, MulScalar(v.ValueGraph(ids.Graph()), 1e-3))
+			}
+		}
+		opt.UpdateGraphWithGradients(ctx, grads, dtypes.Float32)
+		return ReduceAllSum(ids)
+	})
+	require.NoError(t, err)
+	timeExec(t, "adam only", 0, adamOnly, idsT)
+	timeExec(t, "4x256 loss+grad", 0, fb, idsT, posT)
+}
+
+func TestProfileTrainLoop(t *testing.T) {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	backend := backendForTest(t)
+	m, err := NewModel(backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	ids := randomInputs(4, 256, 256)
+	idsT, posT := ids.Tensors()
+	opt := optimizers.Adam().WeightDecay(0.1).Done().(gradOpt)
+	step, err := context.NewExec(backend, m.Context.Checked(false), func(ctx *context.Context, ids, positions *Node) *Node {
+		out := Forward(ctx, cfg, ids, positions)
+		loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
+		opt.UpdateGraphWithGradients(ctx, ctx.BuildTrainableVariablesGradientsGraph(loss), dtypes.Float32)
+		return loss
+	})
+	require.NoError(t, err)
+	step.Exec(idsT, posT)
+	fmt.Println("compiled")
+	profReps = 40
+	timeExec(t, "4x256 train step", 0, step, idsT, posT)
+}
+
+func TestProfileAB(t *testing.T) {
+	// Compile both variants first, then alternate their timings.
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	backend := backendForTest(t)
+	m, err := NewModel(backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	ids := randomInputs(4, 512, 256)
+	idsT, posT := ids.Tensors()
+	ids2 := randomInputs(4, 256, 256)
+	idsT2, posT2 := ids2.Tensors()
+	var fwd, fb [2]*context.Exec
+	for i, blocked := range []bool{false, true} {
+		useBlockedAttention = blocked
+		fwd[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
+			return Forward(ctx, cfg, ids, positions).Logits
+		})
+		require.NoError(t, err)
+		_, err = fwd[i].Exec(idsT, posT)
+		require.NoError(t, err)
+		fb[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) []*Node {
+			out := Forward(ctx, cfg, ids, positions)
+			loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
+			return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
+		})
+		require.NoError(t, err)
+		_, err = fb[i].Exec(idsT2, posT2)
+		require.NoError(t, err)
+	}
+	useBlockedAttention = true
+	profReps = 5
+	for round := 0; round < 3; round++ {
+		for i, name := range []string{"full", "blocked"} {
+			timeExec(t, "fwd 4x512 "+name, 0, fwd[i], idsT, posT)
+			timeExec(t, "f+b 4x256 "+name, 0, fb[i], idsT2, posT2)
+		}
+	}
+}
