@@ -343,3 +343,22 @@ func TestProfileAB(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileForwardLoop runs 60 forward passes at 4×512 for `perf record`.
+func TestProfileForwardLoop(t *testing.T) {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	backend := backendForTest(t)
+	m, err := NewModel(backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	idsT, posT := randomInputs(4, 512, 256).Tensors()
+	fwd, err := context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
+		return Forward(ctx, cfg, ids, positions).Logits
+	})
+	require.NoError(t, err)
+	_, err = fwd.Exec(idsT, posT)
+	require.NoError(t, err)
+	profReps = 60
+	timeExec(t, "4x512 forward", 0, fwd, idsT, posT)
+}
