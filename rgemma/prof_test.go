@@ -16,6 +16,7 @@ package rgemma
 
 import (
 	"fmt"
+	"github.com/gomlx/gomlx/backends"
 	"math/rand/v2"
 	"syscall"
 	"testing"
@@ -34,6 +35,17 @@ var profReps = 5
 
 func randTensor(dims ...int) *tensors.Tensor {
 	return randomTensor(rand.New(rand.NewPCG(3, 4)), dims...)
+}
+
+// profModel returns the small preset with random weights on the test backend.
+func profModel(t *testing.T) (*Config, backends.Backend, *Model) {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	backend := backendForTest(t)
+	m, err := NewModel(backend, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	return cfg, backend, m
 }
 
 func timeExec(t *testing.T, name string, flops float64, exec *context.Exec, args ...any) {
@@ -61,12 +73,7 @@ func timeExec(t *testing.T, name string, flops float64, exec *context.Exec, args
 
 // TestProfile times pieces of the small preset on the test backend.
 func TestProfile(t *testing.T) {
-	cfg, err := Preset("small")
-	require.NoError(t, err)
-	backend := backendForTest(t)
-	m, err := NewModel(backend, cfg)
-	require.NoError(t, err)
-	require.NoError(t, m.InitRandom(1))
+	cfg, backend, m := profModel(t)
 	ctx := m.Context.Reuse()
 
 	for _, bt := range [][2]int{{4, 512}, {4, 256}} {
@@ -241,12 +248,7 @@ type gradOpt interface {
 }
 
 func TestProfileTrainStep(t *testing.T) {
-	cfg, err := Preset("small")
-	require.NoError(t, err)
-	backend := backendForTest(t)
-	m, err := NewModel(backend, cfg)
-	require.NoError(t, err)
-	require.NoError(t, m.InitRandom(1))
+	cfg, backend, m := profModel(t)
 	ids := randomInputs(4, 256, 256)
 	idsT, posT := ids.Tensors()
 	profReps = 10
@@ -282,12 +284,7 @@ func TestProfileTrainStep(t *testing.T) {
 }
 
 func TestProfileTrainLoop(t *testing.T) {
-	cfg, err := Preset("small")
-	require.NoError(t, err)
-	backend := backendForTest(t)
-	m, err := NewModel(backend, cfg)
-	require.NoError(t, err)
-	require.NoError(t, m.InitRandom(1))
+	cfg, backend, m := profModel(t)
 	ids := randomInputs(4, 256, 256)
 	idsT, posT := ids.Tensors()
 	opt := optimizers.Adam().WeightDecay(0.1).Done().(gradOpt)
@@ -306,17 +303,13 @@ func TestProfileTrainLoop(t *testing.T) {
 
 func TestProfileAB(t *testing.T) {
 	// Compile both variants first, then alternate their timings.
-	cfg, err := Preset("small")
-	require.NoError(t, err)
-	backend := backendForTest(t)
-	m, err := NewModel(backend, cfg)
-	require.NoError(t, err)
-	require.NoError(t, m.InitRandom(1))
+	cfg, backend, m := profModel(t)
 	ids := randomInputs(4, 512, 256)
 	idsT, posT := ids.Tensors()
 	ids2 := randomInputs(4, 256, 256)
 	idsT2, posT2 := ids2.Tensors()
 	var fwd, fb [2]*context.Exec
+	var err error
 	for i, blocked := range []bool{false, true} {
 		useBlockedAttention = blocked
 		fwd[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
@@ -346,12 +339,7 @@ func TestProfileAB(t *testing.T) {
 
 // TestProfileForwardLoop runs 60 forward passes at 4×512 for `perf record`.
 func TestProfileForwardLoop(t *testing.T) {
-	cfg, err := Preset("small")
-	require.NoError(t, err)
-	backend := backendForTest(t)
-	m, err := NewModel(backend, cfg)
-	require.NoError(t, err)
-	require.NoError(t, m.InitRandom(1))
+	cfg, backend, m := profModel(t)
 	idsT, posT := randomInputs(4, 512, 256).Tensors()
 	fwd, err := context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
 		return Forward(ctx, cfg, ids, positions).Logits
