@@ -155,6 +155,10 @@ func (m *Model) Save(dir string, opts SaveOptions) error {
 		return fmt.Errorf("saving model: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// MkdirTemp makes the folder private (0700), but the renamed model folder should not be.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("saving model: %w", err)
+	}
 	if err := safetensors.WriteSharded(tmp, stored, maxShard, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}

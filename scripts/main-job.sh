@@ -4,7 +4,7 @@
 # folder under runs/. Extra arguments go to `rgemma train` (e.g. -max-steps 50).
 #
 # It first tries to install the XLA CPU plugin (scripts/install-xla-cpu.sh,
-# from PyPI), which makes training about 10 times faster than the pure-Go
+# from PyPI), which makes training about 20 times faster than the pure-Go
 # backend. Without it the job runs on SimpleGo and stops at its 10-minute
 # budget after fewer steps.
 set -euo pipefail

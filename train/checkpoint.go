@@ -45,6 +45,10 @@ func saveCheckpoint(runDir string, m *rgemma.Model, state trainerState, keep int
 		return "", fmt.Errorf("saving checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp) // No-op once renamed.
+	// MkdirTemp makes the folder private (0700), but the renamed checkpoint should not be.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("saving checkpoint: %w", err)
+	}
 
 	handler, err := checkpoints.Build(m.Context).Dir(tmp).Keep(1).Done()
 	if err != nil {

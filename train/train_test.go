@@ -274,10 +274,13 @@ func TestRunFolderContents(t *testing.T) {
 
 	records, err := readMetrics(filepath.Join(cfg.Out, MetricsFile))
 	require.NoError(t, err)
-	var sawEval bool
+	var evalSteps []int
 	for _, r := range records {
 		if r.EvalLoss != nil {
-			sawEval = true
+			evalSteps = append(evalSteps, r.Step)
+			if r.Step == 10 {
+				require.Equal(t, res.EvalLoss, *r.EvalLoss, "the final evaluation is the one recorded at step 10")
+			}
 			continue
 		}
 		require.Positive(t, r.Loss)
@@ -286,7 +289,18 @@ func TestRunFolderContents(t *testing.T) {
 		require.Positive(t, r.TokensPerSec)
 		require.Positive(t, r.ElapsedSecs)
 	}
-	require.True(t, sawEval)
+	require.Equal(t, []int{5, 10}, evalSteps, "one evaluation record per evaluated step")
+
+	// The folders made through a temporary name get the usual permissions.
+	for _, dir := range []string{ExportDir, filepath.Base(list[1])} {
+		path := filepath.Join(cfg.Out, dir)
+		if dir != ExportDir {
+			path = list[1]
+		}
+		info, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o755), info.Mode().Perm(), dir)
+	}
 }
 
 func TestBadInputAndFaults(t *testing.T) {

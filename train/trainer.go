@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/rgemma-toolkit/rgemma/rgemma"
 	"github.com/rgemma-toolkit/rgemma/rgemma/tokenizer"
@@ -189,8 +190,11 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (*Result, error) {
 	elapsedBefore := t.state.ElapsedSecs
 	tokensPerStep := int64(cfg.BatchSize * cfg.SeqLen * cfg.GradAccumSteps)
 
+	// The bar redraws one line, which only a terminal shows as one line. In a
+	// log file, each logged step gets a log line instead.
 	var bar *progressbar.ProgressBar
-	if opts.Progress {
+	logSteps := opts.Progress && !stderrIsTerminal()
+	if opts.Progress && !logSteps {
 		bar = progressbar.NewOptions(cfg.MaxSteps,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("training"),
@@ -202,6 +206,7 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (*Result, error) {
 
 	windowLoss, windowSteps := 0.0, 0
 	windowStart := time.Now()
+	lastEvalStep, lastEvalLoss := -1, math.NaN()
 	for t.state.Step < cfg.MaxSteps {
 		if ctx.Err() != nil || (opts.StopAtStep > 0 && t.state.Step >= opts.StopAtStep) {
 			res.Interrupted = true
@@ -255,12 +260,18 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (*Result, error) {
 			if bar != nil {
 				bar.Describe(fmt.Sprintf("training loss %.3f, %.0f tokens/s", rec.Loss, rec.TokensPerSec))
 			}
+			if logSteps {
+				slog.Info("training", "step", step, "of", cfg.MaxSteps, "loss", fmt.Sprintf("%.4f", rec.Loss),
+					"tokens_per_s", fmt.Sprintf("%.0f", rec.TokensPerSec))
+			}
 			windowLoss, windowSteps, windowStart = 0, 0, time.Now()
 		}
-		if cfg.EvalEvery > 0 && step%cfg.EvalEvery == 0 {
-			if err := t.logEval(step, elapsedBefore+time.Since(start).Seconds()); err != nil {
+		if cfg.EvalEvery > 0 && step%cfg.EvalEvery == 0 && t.data.eval.Rows() > 0 {
+			loss, err := t.logEval(step, elapsedBefore+time.Since(start).Seconds())
+			if err != nil {
 				return res, err
 			}
+			lastEvalStep, lastEvalLoss = step, loss
 		}
 		if cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0 {
 			if res.LastCheckpoint, err = t.checkpoint(elapsedBefore + time.Since(start).Seconds()); err != nil {
@@ -289,14 +300,13 @@ func (t *Trainer) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	if t.data.eval.Rows() > 0 {
-		evalLoss, err := t.evaluate()
-		if err != nil {
-			return res, err
-		}
-		res.EvalLoss = evalLoss
-		if err := t.metrics.write(metricRecord{Step: t.state.Step, EvalLoss: &evalLoss, EvalPerplexity: ptr(math.Exp(evalLoss)),
-			ElapsedSecs: elapsedBefore + time.Since(start).Seconds()}); err != nil {
-			return res, err
+		// The periodic evaluation may have just run at this step.
+		res.EvalLoss = lastEvalLoss
+		if lastEvalStep != t.state.Step {
+			var err error
+			if res.EvalLoss, err = t.logEval(t.state.Step, elapsedBefore+time.Since(start).Seconds()); err != nil {
+				return res, err
+			}
 		}
 	}
 	if err := t.finish(res); err != nil {
@@ -352,16 +362,21 @@ func (t *Trainer) evaluate() (float64, error) {
 	return lossSum / math.Max(countSum, 1), nil
 }
 
-func (t *Trainer) logEval(step int, elapsed float64) error {
-	if t.data.eval.Rows() == 0 {
-		return nil
-	}
+// logEval evaluates, logs and records the evaluation loss of a step, and
+// returns it. The caller checks that there are evaluation rows.
+func (t *Trainer) logEval(step int, elapsed float64) (float64, error) {
 	loss, err := t.evaluate()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	slog.Info("evaluation", "step", step, "eval_loss", fmt.Sprintf("%.4f", loss), "eval_perplexity", fmt.Sprintf("%.3f", math.Exp(loss)))
-	return t.metrics.write(metricRecord{Step: step, EvalLoss: &loss, EvalPerplexity: ptr(math.Exp(loss)), ElapsedSecs: elapsed})
+	record := metricRecord{Step: step, EvalLoss: &loss, EvalPerplexity: ptr(math.Exp(loss)), ElapsedSecs: elapsed}
+	return loss, t.metrics.write(record)
+}
+
+// stderrIsTerminal reports whether standard error is a terminal.
+func stderrIsTerminal() bool {
+	return term.IsTerminal(int(os.Stderr.Fd()))
 }
 
 func (t *Trainer) checkpoint(elapsed float64) (string, error) {

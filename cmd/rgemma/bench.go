@@ -167,6 +167,7 @@ type benchReport struct {
 	GoMLXVersion       string          `json:"gomlx_version"`
 	NumCPU             int             `json:"num_cpu"`
 	GOMAXPROCS         int             `json:"gomaxprocs"`
+	GlibcTunables      string          `json:"glibc_tunables"` // The malloc settings the process started with (see rgemma.MallocTunables).
 	Settings           benchSettings   `json:"settings"`
 	Forward            *forwardResult  `json:"forward,omitempty"`
 	Train              *trainResult    `json:"train,omitempty"`
@@ -268,6 +269,7 @@ func runBench(args []string) error {
 		Backend: backend.Name(), BackendDescription: backend.Description(),
 		GoVersion: runtime.Version(), GoMLXVersion: moduleVersion("github.com/gomlx/gomlx"),
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Settings: s,
+		GlibcTunables: os.Getenv("GLIBC_TUNABLES"),
 	}
 
 	needsModel := slices.ContainsFunc(s.Phases, func(p string) bool { return p != phase2B })
@@ -945,8 +947,13 @@ func printBenchTable(r *benchReport) error {
 	if r.Config != "" {
 		fmt.Printf("model: %s, %s parameters, %s\n", model, humanCount(r.Parameters), r.Config)
 	}
-	fmt.Printf("go %s, GoMLX %s, %d CPUs, GOMAXPROCS %d; %d timed repetitions per figure, median shown; seed %d\n\n",
+	fmt.Printf("go %s, GoMLX %s, %d CPUs, GOMAXPROCS %d; %d timed repetitions per figure, median shown; seed %d\n",
 		r.GoVersion, r.GoMLXVersion, r.NumCPU, r.GOMAXPROCS, s.Reps, s.Seed)
+	tunables := r.GlibcTunables
+	if tunables == "" {
+		tunables = "unset (glibc's default malloc settings)"
+	}
+	fmt.Printf("GLIBC_TUNABLES: %s\n\n", tunables)
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "figure\tvalue\tsettings\n")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -114,4 +115,14 @@ func checkFormat(format string) error {
 		return fmt.Errorf("invalid -format %q: use text or json", format)
 	}
 	return nil
+}
+
+// selfCommand returns how the user can run this command again: "go run
+// ./cmd/rgemma" when it was started by `go run` (its binary then sits in a
+// temporary go-build folder), else the path it was started with.
+func selfCommand() string {
+	if strings.Contains(filepath.ToSlash(os.Args[0]), "/go-build") {
+		return "go run ./cmd/rgemma"
+	}
+	return os.Args[0]
 }

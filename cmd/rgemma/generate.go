@@ -116,6 +116,23 @@ func runGenerate(args []string) error {
 		}
 	}
 
+	// The first two steps include the prompt and the compilation of the
+	// prompt and one-token graphs, so the speed is reported after them.
+	var produced int
+	var firstStep, secondStep time.Time
+	printToken := opts.OnToken
+	opts.OnToken = func(row int, id int32) {
+		produced++
+		switch produced {
+		case len(prompts):
+			firstStep = time.Now()
+		case 2 * len(prompts):
+			secondStep = time.Now()
+		}
+		if printToken != nil {
+			printToken(row, id)
+		}
+	}
 	start := time.Now()
 	res, err := m.Generate(prompts, opts)
 	if err != nil {
@@ -149,7 +166,16 @@ func runGenerate(args []string) error {
 	for _, ids := range res.IDs {
 		total += len(ids)
 	}
-	fmt.Fprintf(os.Stderr, "generated %d tokens in %.2fs (%.1f tokens/s)\n", total, elapsed.Seconds(), float64(total)/elapsed.Seconds())
+	summary := fmt.Sprintf("generated %d tokens in %.2fs", total, elapsed.Seconds())
+	if !secondStep.IsZero() {
+		later := total - 2*len(prompts)
+		summary += fmt.Sprintf(" (first step %.2fs, second %.2fs: prompt and graph compilation)",
+			firstStep.Sub(start).Seconds(), secondStep.Sub(firstStep).Seconds())
+		if rest := time.Since(secondStep).Seconds(); later > 0 && rest > 0 {
+			summary += fmt.Sprintf(", then %.1f tokens/s", float64(later)/rest)
+		}
+	}
+	fmt.Fprintln(os.Stderr, summary)
 	return nil
 }
 

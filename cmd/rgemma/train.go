@@ -105,13 +105,13 @@ func runTrain(args []string) error {
 		return err
 	}
 	if res.Interrupted {
-		fmt.Printf("interrupted at step %d; checkpoint saved in %s\nresume with: rgemma train -out %s -resume (plus the same -config and flags)\n",
-			res.Steps, res.LastCheckpoint, res.Dir)
+		fmt.Printf("interrupted at step %d; checkpoint saved in %s\nresume with: %s train -out %s -resume (plus the same -config and flags)\n",
+			res.Steps, res.LastCheckpoint, selfCommand(), res.Dir)
 		return nil
 	}
 	fmt.Printf("run folder: %s\n", res.Dir)
 	fmt.Printf("steps: %d, training loss: %.4f nats/token, eval loss: %.4f, unigram entropy of the corpus: %.4f, throughput: %.0f tokens/s\n",
 		res.Steps, res.FinalLoss, res.EvalLoss, res.UnigramEntropy, res.TokensPerSecond)
-	fmt.Printf("exported model: %s (try: rgemma generate -model %s -prompt \"func main() {\")\n", res.Export, res.Export)
+	fmt.Printf("exported model: %s (try: %s generate -model %s -prompt \"func main() {\")\n", res.Export, selfCommand(), res.Export)
 	return nil
 }
