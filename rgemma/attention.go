@@ -86,8 +86,8 @@ func attentionBlock(ctx *context.Context, cfg *Config, h, positions, docIDs *Nod
 	k = applyRoPE(cfg, k, positions)
 
 	var out *Node
-	if blocks := T / cfg.AttentionWindow; useBlockedAttention && T%cfg.AttentionWindow == 0 && blocks >= 3 {
-		out = blockedLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)
+	if Q := queryBlock(cfg.AttentionWindow, T); useBlockedAttention && Q > 0 {
+		out = blockedLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, Q, G)
 	} else {
 		out = fullLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)
 	}
@@ -109,6 +109,18 @@ func attentionValues(probs, v *Node) *Node {
 	return TransposeAllAxes(out, 0, 3, 1, 2, 4)
 }
 
+// queryBlock returns the query block size for blockedLocalAttention on
+// sequences of T tokens with window W, or 0 when the full product should be
+// used: the block must divide both W and T, and the blocks must score fewer
+// keys than the full product (W+Q < T).
+func queryBlock(W, T int) int {
+	Q := min(attentionQueryBlock, W)
+	if Q <= 0 || W%Q != 0 || T%Q != 0 || W+Q >= T {
+		return 0
+	}
+	return Q
+}
+
 // fullLocalAttention is the local attention of a full sequence as one masked
 // product of all queries with all keys: q [B,T,H,hd], k and v [B,T,KV,hd],
 // docIDs [B,T] -> [B,T,KV,G,hd].
@@ -123,46 +135,59 @@ func fullLocalAttention(q, k, v, docIDs *Node, W, G int) *Node {
 	return attentionValues(Softmax(scores, -1), v)
 }
 
+// attentionQueryBlock is the number of queries that blockedLocalAttention
+// scores together, when it divides the window. Each block of Q queries needs
+// W+Q keys, so smaller blocks waste fewer masked scores but make more, smaller
+// products.
+var attentionQueryBlock = 32
+
 // blockedLocalAttention is the local attention of a full sequence computed
 // block by block: q [B,T,H,hd], k and v [B,T,KV,hd], docIDs [B,T] ->
-// [B,T,KV,G,hd], for T a multiple of the window W. The queries of block n
-// (positions nW to nW+W-1) can only see keys of blocks n-1 and n, so each
-// block scores W queries against 2W keys instead of all T; for T = 4W that
-// halves the work of the full masked product.
-func blockedLocalAttention(q, k, v, docIDs *Node, W, G int) *Node {
+// [B,T,KV,G,hd], for T a multiple of the query block size Q, which divides
+// the window W. The Q queries of block n (positions nQ to nQ+Q-1) can only
+// see keys from nQ-W to nQ+Q-1, so each block scores Q queries against W+Q
+// keys instead of all T.
+func blockedLocalAttention(q, k, v, docIDs *Node, W, Q, G int) *Node {
 	g := q.Graph()
 	dims := k.Shape().Dimensions
 	B, T, KV, hd := dims[0], dims[1], dims[2], dims[3]
-	nb := T / W
+	nb := T / Q
+	S := W + Q // keys per block
 
-	// Keys, values and their document ids for each block: the previous block
-	// followed by the block itself, [B,nb,2W,...]. Block 0 gets zeros in
-	// front, masked below.
+	// Keys, values and their document ids for each block: the W/Q previous
+	// blocks, then the block itself, [B,nb,S,...]. Blocks before the row
+	// start are zeros, masked below.
 	withPrevious := func(x *Node) *Node {
-		blocked := Reshape(x, append([]int{B, nb, W}, x.Shape().Dimensions[2:]...)...)
-		return Concatenate([]*Node{shiftTime(blocked, 1), blocked}, 2)
+		blocked := Reshape(x, append([]int{B, nb, Q}, x.Shape().Dimensions[2:]...)...)
+		parts := make([]*Node, 0, W/Q+1)
+		for back := W / Q; back >= 1; back-- {
+			parts = append(parts, shiftTime(blocked, back))
+		}
+		return Concatenate(append(parts, blocked), 2)
 	}
-	keys, values := withPrevious(k), withPrevious(v) // [B,nb,2W,KV,hd]
-	keyDocs := withPrevious(docIDs)                  // [B,nb,2W]
-	queryDocs := Reshape(docIDs, B, nb, W)
+	keys, values := withPrevious(k), withPrevious(v) // [B,nb,S,KV,hd]
+	keyDocs := withPrevious(docIDs)                  // [B,nb,S]
+	queryDocs := Reshape(docIDs, B, nb, Q)
 
-	qb := Reshape(MulScalar(q, 1/math.Sqrt(float64(hd))), B, nb, W, KV, G, hd)
-	scores := dotGeneral(qb, []int{5}, []int{0, 1, 3}, keys, []int{4}, []int{0, 1, 3}) // [B,nb,KV,W,G,2W]
+	qb := Reshape(MulScalar(q, 1/math.Sqrt(float64(hd))), B, nb, Q, KV, G, hd)
+	scores := dotGeneral(qb, []int{5}, []int{0, 1, 3}, keys, []int{4}, []int{0, 1, 3}) // [B,nb,KV,Q,G,S]
 
-	// Query i of block n is at nW+i, key j at (n-1)W+j: the distance is W+i-j.
-	i := Iota(g, shapes.Make(dtypes.Int32, W, 2*W), 0)
-	j := Iota(g, shapes.Make(dtypes.Int32, W, 2*W), 1)
+	// Query i of block n is at nQ+i, key j at nQ-W+j: the distance is W+i-j.
+	i := Iota(g, shapes.Make(dtypes.Int32, Q, S), 0)
+	j := Iota(g, shapes.Make(dtypes.Int32, Q, S), 1)
 	distance := Sub(AddScalar(i, W), j)
 	inWindow := And(GreaterOrEqual(distance, ZerosLike(distance)), LessOrEqual(distance, Scalar(g, dtypes.Int32, W)))
+	// The key exists when its position nQ-W+j is not negative.
 	block := Iota(g, shapes.Make(dtypes.Int32, 1, nb, 1, 1), 1)
-	exists := Or(GreaterOrEqual(Reshape(j, 1, 1, W, 2*W), Scalar(g, dtypes.Int32, W)), GreaterOrEqual(block, Scalar(g, dtypes.Int32, 1)))
-	sameDoc := Equal(ExpandAxes(queryDocs, -1), ExpandAxes(keyDocs, 2)) // [B,nb,W,2W]
+	keyPosition := Add(MulScalar(block, float64(Q)), Reshape(AddScalar(j, -W), 1, 1, Q, S))
+	exists := GreaterOrEqual(keyPosition, ZerosLike(keyPosition))
+	sameDoc := Equal(ExpandAxes(queryDocs, -1), ExpandAxes(keyDocs, 2)) // [B,nb,Q,S]
 	mask := And(And(sameDoc, exists), ExpandLeftToRank(inWindow, 4))
-	mask = BroadcastToDims(Reshape(mask, B, nb, 1, W, 1, 2*W), scores.Shape().Dimensions...)
+	mask = BroadcastToDims(Reshape(mask, B, nb, 1, Q, 1, S), scores.Shape().Dimensions...)
 	scores = Where(mask, scores, FillScalar(g, scores.Shape(), maskedScore))
 	probs := Softmax(scores, -1)
 
-	out := dotGeneral(probs, []int{5}, []int{0, 1, 2}, values, []int{2}, []int{0, 1, 3}) // [B,nb,KV,W,G,hd]
-	out = TransposeAllAxes(out, 0, 1, 3, 2, 4, 5)                                        // [B,nb,W,KV,G,hd]
+	out := dotGeneral(probs, []int{5}, []int{0, 1, 2}, values, []int{2}, []int{0, 1, 3}) // [B,nb,KV,Q,G,hd]
+	out = TransposeAllAxes(out, 0, 1, 3, 2, 4, 5)                                        // [B,nb,Q,KV,G,hd]
 	return Reshape(out, B, T, KV, G, hd)
 }

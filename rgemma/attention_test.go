@@ -11,8 +11,9 @@ import (
 )
 
 // TestBlockedAttentionMatchesFull checks that attention computed block by
-// block gives the values and gradients of the single masked product, with
-// documents that start inside a block and on a block boundary.
+// block gives the values and gradients of the single masked product, for
+// query blocks of 1, W/2 and W tokens, with documents that start inside a
+// block and on a block boundary.
 func TestBlockedAttentionMatchesFull(t *testing.T) {
 	backend := backendForTest(t)
 	const B, W, KV, G, hd = 2, 4, 2, 2, 3
@@ -36,19 +37,19 @@ func TestBlockedAttentionMatchesFull(t *testing.T) {
 		weights := randomTensor(rng, B, T, KV, G, hd)
 		pos := tensors.FromFlatDataAndDimensions(positions, B, T)
 
-		outs := MustExecOnceN(backend, func(q, k, v, weights, pos *Node) []*Node {
-			docIDs := documentIDs(ConvertDType(pos, dtypes.Int32))
-			var results []*Node
-			for _, attend := range []func(q, k, v, docIDs *Node, W, G int) *Node{fullLocalAttention, blockedLocalAttention} {
-				out := attend(q, k, v, docIDs, W, G)
-				loss := ReduceAllSum(Mul(out, weights))
-				results = append(results, out)
-				results = append(results, Gradient(loss, q, k, v)...)
+		for _, Q := range []int{1, 2, W} {
+			outs := MustExecOnceN(backend, func(q, k, v, weights, pos *Node) []*Node {
+				docIDs := documentIDs(ConvertDType(pos, dtypes.Int32))
+				full := fullLocalAttention(q, k, v, docIDs, W, G)
+				blocked := blockedLocalAttention(q, k, v, docIDs, W, Q, G)
+				results := []*Node{full}
+				results = append(results, Gradient(ReduceAllSum(Mul(full, weights)), q, k, v)...)
+				results = append(results, blocked)
+				return append(results, Gradient(ReduceAllSum(Mul(blocked, weights)), q, k, v)...)
+			}, q, k, v, weights, pos)
+			for i, name := range []string{"output", "d/dq", "d/dk", "d/dv"} {
+				requireClose(t, fmt.Sprintf("T=%d Q=%d %s", T, Q, name), flat(t, outs[i]), flat(t, outs[4+i]), 1e-5, 1e-5)
 			}
-			return results
-		}, q, k, v, weights, pos)
-		for i, name := range []string{"output", "d/dq", "d/dk", "d/dv"} {
-			requireClose(t, fmt.Sprintf("T=%d %s", T, name), flat(t, outs[i]), flat(t, outs[4+i]), 1e-5, 1e-5)
 		}
 	}
 }

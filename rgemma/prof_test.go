@@ -8,7 +8,7 @@
 //	  go test -tags prof -run 'TestProfile$' -v ./rgemma
 //
 // TestProfile times pieces of the small preset alone; TestProfileAB compares
-// blocked with full attention inside one process, alternating, which is the
+// attention query blocks inside one process, alternating, which is the
 // only comparison that stays meaningful on a machine whose speed drifts;
 // TestProfileTrainLoop runs 40 training steps for `perf record`.
 
@@ -154,7 +154,7 @@ func TestProfile(t *testing.T) {
 				q := Reshape(x, B, T, 4, 64)
 				k := Reshape(SliceAxis(x, 2, AxisRange(0, 64)), B, T, 1, 64)
 				v := Reshape(SliceAxis(x, 2, AxisRange(64, 128)), B, T, 1, 64)
-				return blockedLocalAttention(q, k, v, documentIDs(p), 128, 4)
+				return blockedLocalAttention(q, k, v, documentIDs(p), 128, attentionQueryBlock, 4)
 			}},
 			{"attn core full", 0, func(ctx *context.Context, x, pos *Node) *Node {
 				p := ConvertDType(pos, dtypes.Int32)
@@ -302,16 +302,16 @@ func TestProfileTrainLoop(t *testing.T) {
 }
 
 func TestProfileAB(t *testing.T) {
-	// Compile both variants first, then alternate their timings.
+	// Compile every variant first, then alternate their timings.
 	cfg, backend, m := profModel(t)
-	ids := randomInputs(4, 512, 256)
-	idsT, posT := ids.Tensors()
-	ids2 := randomInputs(4, 256, 256)
-	idsT2, posT2 := ids2.Tensors()
-	var fwd, fb [2]*context.Exec
+	idsT, posT := randomInputs(4, 512, 256).Tensors()
+	idsT2, posT2 := randomInputs(4, 256, 256).Tensors()
+	blocks := []int{128, 64, 32}
+	fwd := make([]*context.Exec, len(blocks))
+	fb := make([]*context.Exec, len(blocks))
 	var err error
-	for i, blocked := range []bool{false, true} {
-		useBlockedAttention = blocked
+	for i, Q := range blocks {
+		attentionQueryBlock = Q
 		fwd[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
 			return Forward(ctx, cfg, ids, positions).Logits
 		})
@@ -327,17 +327,16 @@ func TestProfileAB(t *testing.T) {
 		_, err = fb[i].Exec(idsT2, posT2)
 		require.NoError(t, err)
 	}
-	useBlockedAttention = true
+	attentionQueryBlock = 32
 	profReps = 5
 	for round := 0; round < 3; round++ {
-		for i, name := range []string{"full", "blocked"} {
-			timeExec(t, "fwd 4x512 "+name, 0, fwd[i], idsT, posT)
-			timeExec(t, "f+b 4x256 "+name, 0, fb[i], idsT2, posT2)
+		for i, Q := range blocks {
+			timeExec(t, fmt.Sprintf("fwd 4x512 query block %d", Q), 0, fwd[i], idsT, posT)
+			timeExec(t, fmt.Sprintf("f+b 4x256 query block %d", Q), 0, fb[i], idsT2, posT2)
 		}
 	}
 }
 
-// TestProfileForwardLoop runs 60 forward passes at 4×512 for `perf record`.
 func TestProfileForwardLoop(t *testing.T) {
 	cfg, backend, m := profModel(t)
 	idsT, posT := randomInputs(4, 512, 256).Tensors()
