@@ -22,6 +22,9 @@ func applyRoPE(cfg *Config, x, positions *Node) *Node {
 	g := x.Graph()
 	hd, rot := cfg.HeadDim(), cfg.RotaryDim()
 	half := rot / 2
+	if useSlicedRoPE && hasPad(g) {
+		return applyRoPESliced(cfg, x, positions)
+	}
 
 	// Per-dimension inverse frequency, and masks for the rotated dims.
 	invFreq := make([]float32, hd)
@@ -49,6 +52,36 @@ func applyRoPE(cfg *Config, x, positions *Node) *Node {
 
 	swapped := dotGeneral(x, []int{3}, nil, Const(g, swap), []int{0}, nil)
 	return Add(Mul(x, cos), Mul(swapped, sin))
+}
+
+// useSlicedRoPE lets benchmarks compare applyRoPESliced with the swap product.
+var useSlicedRoPE = true
+
+// applyRoPESliced is applyRoPE with the halves cut out by Slice, for backends
+// that can differentiate Slice (XLA). It needs no [hd,hd] product and computes
+// the sines and cosines of the rotated half only.
+func applyRoPESliced(cfg *Config, x, positions *Node) *Node {
+	g := x.Graph()
+	hd, rot := cfg.HeadDim(), cfg.RotaryDim()
+	half := rot / 2
+	invFreq := make([]float32, half)
+	for j := range invFreq {
+		invFreq[j] = float32(math.Pow(cfg.RopeTheta, -2*float64(j)/float64(rot)))
+	}
+	pos := ConvertDType(positions, dtypes.Float32)                            // [B,T]
+	angle := Mul(ExpandAxes(pos, -1), ExpandLeftToRank(Const(g, invFreq), 3)) // [B,T,half]
+	cos, sin := ExpandAxes(Cos(angle), 2), ExpandAxes(Sin(angle), 2)          // [B,T,1,half]
+
+	z1 := SliceAxis(x, 3, AxisRange(0, half))
+	z2 := SliceAxis(x, 3, AxisRange(half, rot))
+	parts := []*Node{
+		Sub(Mul(z1, cos), Mul(z2, sin)),
+		Add(Mul(z2, cos), Mul(z1, sin)),
+	}
+	if rot < hd {
+		parts = append(parts, SliceAxis(x, 3, AxisRange(rot, hd)))
+	}
+	return Concatenate(parts, 3)
 }
 
 // localAttentionMask returns the allowed (query t, key s) pairs of a row:

@@ -306,12 +306,12 @@ func TestProfileAB(t *testing.T) {
 	cfg, backend, m := profModel(t)
 	idsT, posT := randomInputs(4, 512, 256).Tensors()
 	idsT2, posT2 := randomInputs(4, 256, 256).Tensors()
-	blocks := []int{128, 64, 32}
+	blocks := []int{0, 1} // useSlicedRoPE false, true
 	fwd := make([]*context.Exec, len(blocks))
 	fb := make([]*context.Exec, len(blocks))
 	var err error
 	for i, Q := range blocks {
-		attentionQueryBlock = Q
+		useSlicedRoPE = Q == 1
 		fwd[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
 			return Forward(ctx, cfg, ids, positions).Logits
 		})
@@ -327,12 +327,12 @@ func TestProfileAB(t *testing.T) {
 		_, err = fb[i].Exec(idsT2, posT2)
 		require.NoError(t, err)
 	}
-	attentionQueryBlock = 32
+	useSlicedRoPE = true
 	profReps = 5
 	for round := 0; round < 3; round++ {
 		for i, Q := range blocks {
-			timeExec(t, fmt.Sprintf("fwd 4x512 query block %d", Q), 0, fwd[i], idsT, posT)
-			timeExec(t, fmt.Sprintf("f+b 4x256 query block %d", Q), 0, fb[i], idsT2, posT2)
+			timeExec(t, fmt.Sprintf("fwd 4x512 sliced RoPE %d", Q), 0, fwd[i], idsT, posT)
+			timeExec(t, fmt.Sprintf("f+b 4x256 sliced RoPE %d", Q), 0, fb[i], idsT2, posT2)
 		}
 	}
 }
