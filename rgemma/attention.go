@@ -99,10 +99,6 @@ func localAttentionMask(docIDs *Node, window int) *Node {
 	return ExpandAxes(mask, 1, 2)
 }
 
-// useBlockedAttention lets benchmarks compare blockedLocalAttention with the
-// full product.
-var useBlockedAttention = true
-
 // attentionBlock is the temporal block of an attention layer:
 // h [B,T,D], positions [B,T], docIDs [B,T] -> [B,T,D]. Query heads are
 // grouped onto the KV key/value heads: head n uses key/value head n/(H/KV).
@@ -119,7 +115,7 @@ func attentionBlock(ctx *context.Context, cfg *Config, h, positions, docIDs *Nod
 	k = applyRoPE(cfg, k, positions)
 
 	var out *Node
-	if Q := queryBlock(cfg.AttentionWindow, T); useBlockedAttention && Q > 0 {
+	if Q := queryBlock(cfg.AttentionWindow, T); Q > 0 {
 		out = blockedLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, Q, G)
 	} else {
 		out = fullLocalAttention(q, k, v, docIDs, cfg.AttentionWindow, G)
@@ -142,10 +138,10 @@ func attentionValues(probs, v *Node) *Node {
 	return TransposeAllAxes(out, 0, 3, 1, 2, 4)
 }
 
-// queryBlock returns the query block size for blockedLocalAttention on
+// queryBlock returns the query block size Q for blockedLocalAttention on
 // sequences of T tokens with window W, or 0 when the full product should be
-// used: the block must divide both W and T, and the blocks must score fewer
-// keys than the full product (W+Q < T).
+// used. Q must divide both W and T, and W+Q < T, so that the blocks score
+// fewer keys than the full product.
 func queryBlock(W, T int) int {
 	Q := min(attentionQueryBlock, W)
 	if Q <= 0 || W%Q != 0 || T%Q != 0 || W+Q >= T {
@@ -171,8 +167,9 @@ func fullLocalAttention(q, k, v, docIDs *Node, W, G int) *Node {
 // attentionQueryBlock is the number of queries that blockedLocalAttention
 // scores together, when it divides the window. Each block of Q queries needs
 // W+Q keys, so smaller blocks waste fewer masked scores but make more, smaller
-// products.
-var attentionQueryBlock = 32
+// products. Blocks of 32 made the forward pass of the small preset at 4×512
+// about 4% faster than blocks of 128 on XLA CPU.
+const attentionQueryBlock = 32
 
 // blockedLocalAttention is the local attention of a full sequence computed
 // block by block: q [B,T,H,hd], k and v [B,T,KV,hd], docIDs [B,T] ->

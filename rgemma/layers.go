@@ -141,17 +141,11 @@ func hasPad(g *Graph) bool {
 // shiftTimeBySlice is shiftTime with Slice and Concatenate, which XLA runs
 // much faster than Gather, whose gradient is a scatter.
 func shiftTimeBySlice(x *Node, d int) *Node {
-	dims := x.Shape().Dimensions
-	T := dims[1]
-	zerosDims := append([]int{}, dims...)
+	T := x.Shape().Dimensions[1]
 	if d > 0 {
-		zerosDims[1] = d
-		zeros := Zeros(x.Graph(), shapes.Make(x.DType(), zerosDims...))
-		return Concatenate([]*Node{zeros, SliceAxis(x, 1, AxisRange(0, T-d))}, 1)
+		return padTime(SliceAxis(x, 1, AxisRange(0, T-d)), d, true)
 	}
-	zerosDims[1] = -d
-	zeros := Zeros(x.Graph(), shapes.Make(x.DType(), zerosDims...))
-	return Concatenate([]*Node{SliceAxis(x, 1, AxisRange(-d, T)), zeros}, 1)
+	return padTime(SliceAxis(x, 1, AxisRange(-d, T)), -d, false)
 }
 
 func ones(n int) []int {

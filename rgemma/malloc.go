@@ -19,15 +19,15 @@ import (
 // glibc reads GLIBC_TUNABLES only when a process starts, and mallopt cannot
 // change the arena count once threads have their arenas, so the setting must
 // be in the environment before the program runs. The rgemma command re-runs
-// itself with it (see MallocTuningWanted); other programs can be started with
+// itself with it (see NeedsMallocRerun); other programs can be started with
 // GLIBC_TUNABLES set to this value.
 const MallocTunables = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
 
-// MallocTuningWanted reports whether a program should re-run itself with
-// GLIBC_TUNABLES=MallocTunables: not when GLIBC_TUNABLES is already set (by
-// the user, or by an earlier re-run) nor when RGEMMA_MALLOC_TUNING is 0 or
-// false.
-func MallocTuningWanted() bool {
+// NeedsMallocRerun reports whether a program should re-run itself with
+// GLIBC_TUNABLES=MallocTunables. It returns false when GLIBC_TUNABLES is
+// already set (by the user, or by an earlier re-run) and when
+// RGEMMA_MALLOC_TUNING is 0 or false.
+func NeedsMallocRerun() bool {
 	if v := os.Getenv("RGEMMA_MALLOC_TUNING"); v == "0" || strings.EqualFold(v, "false") {
 		return false
 	}

@@ -7,24 +7,24 @@
 //	GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776 \
 //	  go test -tags prof -run 'TestProfile$' -v ./rgemma
 //
-// TestProfile times pieces of the small preset alone; TestProfileAB compares
-// attention query blocks inside one process, alternating, which is the
-// only comparison that stays meaningful on a machine whose speed drifts;
-// TestProfileTrainLoop runs 40 training steps for `perf record`.
+// TestProfile times pieces of the small preset alone. TestProfileAB compares
+// two variants of the model (here the rotary embeddings by Slice and by the
+// swap product) inside one process, alternating, which is the only comparison
+// that stays meaningful on a machine whose speed drifts. TestProfileTrainLoop
+// and TestProfileForwardLoop repeat one graph for `perf record`.
 
 package rgemma
 
 import (
 	"fmt"
-	"github.com/gomlx/gomlx/backends"
 	"math/rand/v2"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
@@ -185,19 +185,8 @@ func TestProfile(t *testing.T) {
 			timeExec(t, tag+" fwd "+p.name, p.flops, mk(p.f, false), x, pos)
 			timeExec(t, tag+" f+b "+p.name, 3*p.flops, mk(p.f, true), x, pos)
 		}
-		full, err := context.NewExec(backend, ctx, func(ctx *context.Context, ids, positions *Node) *Node {
-			return Forward(ctx, cfg, ids, positions).Logits
-		})
-		require.NoError(t, err)
-		timeExec(t, tag+" full forward", 10.75e6*N, full, idsT, posT)
-		fb, err := context.NewExec(backend, ctx, func(ctx *context.Context, ids, positions *Node) []*Node {
-			out := Forward(ctx, cfg, ids, positions)
-			loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
-			return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
-		})
-		require.NoError(t, err)
-		timeExec(t, tag+" full loss+grad", 3*10.2e6*N, fb, idsT, posT)
-		_ = shapes.Make
+		timeExec(t, tag+" full forward", 10.75e6*N, forwardExec(t, m), idsT, posT)
+		timeExec(t, tag+" full loss+grad", 3*10.2e6*N, lossGradientExec(t, m), idsT, posT)
 	}
 }
 
@@ -247,27 +236,51 @@ type gradOpt interface {
 	UpdateGraphWithGradients(ctx *context.Context, grads []*Node, lossDType dtypes.DType)
 }
 
-func TestProfileTrainStep(t *testing.T) {
-	cfg, backend, m := profModel(t)
-	ids := randomInputs(4, 256, 256)
-	idsT, posT := ids.Tensors()
-	profReps = 10
-	fb, err := context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) []*Node {
-		out := Forward(ctx, cfg, ids, positions)
+// forwardExec compiles the forward pass of m that returns the logits only.
+func forwardExec(t *testing.T, m *Model) *context.Exec {
+	exec, err := context.NewExec(m.Backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
+		return Forward(ctx, m.Config, ids, positions).Logits
+	})
+	require.NoError(t, err)
+	return exec
+}
+
+// lossGradientExec compiles the loss and the gradients of every trainable
+// variable of m.
+func lossGradientExec(t *testing.T, m *Model) *context.Exec {
+	exec, err := context.NewExec(m.Backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) []*Node {
+		out := Forward(ctx, m.Config, ids, positions)
 		loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
 		return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
 	})
 	require.NoError(t, err)
-	timeExec(t, "4x256 loss+grad", 0, fb, idsT, posT)
-	opt := optimizers.Adam().WeightDecay(0.1).Done().(gradOpt)
-	step, err := context.NewExec(backend, m.Context.Checked(false), func(ctx *context.Context, ids, positions *Node) *Node {
-		out := Forward(ctx, cfg, ids, positions)
+	return exec
+}
+
+// trainStepExec compiles the training step of `rgemma bench`: loss,
+// gradients and the AdamW update of opt.
+func trainStepExec(t *testing.T, m *Model, opt gradOpt) *context.Exec {
+	exec, err := context.NewExec(m.Backend, m.Context.Checked(false), func(ctx *context.Context, ids, positions *Node) *Node {
+		out := Forward(ctx, m.Config, ids, positions)
 		loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
 		opt.UpdateGraphWithGradients(ctx, ctx.BuildTrainableVariablesGradientsGraph(loss), dtypes.Float32)
 		return loss
 	})
 	require.NoError(t, err)
-	timeExec(t, "4x256 train step", 0, step, idsT, posT)
+	return exec
+}
+
+func TestProfileTrainStep(t *testing.T) {
+	_, backend, m := profModel(t)
+	idsT, posT := randomInputs(4, 256, 256).Tensors()
+	profReps = 10
+
+	lossGradient := lossGradientExec(t, m)
+	timeExec(t, "4x256 loss+grad", 0, lossGradient, idsT, posT)
+
+	opt := optimizers.Adam().WeightDecay(0.1).Done().(gradOpt)
+	timeExec(t, "4x256 train step", 0, trainStepExec(t, m, opt), idsT, posT)
+
 	adamOnly, err := context.NewExec(backend, m.Context.Checked(false), func(ctx *context.Context, ids *Node) *Node {
 		var grads []*Node
 		for v := range ctx.IterVariables() {
@@ -280,71 +293,54 @@ func TestProfileTrainStep(t *testing.T) {
 	})
 	require.NoError(t, err)
 	timeExec(t, "adam only", 0, adamOnly, idsT)
-	timeExec(t, "4x256 loss+grad", 0, fb, idsT, posT)
+	timeExec(t, "4x256 loss+grad", 0, lossGradient, idsT, posT)
 }
 
 func TestProfileTrainLoop(t *testing.T) {
-	cfg, backend, m := profModel(t)
-	ids := randomInputs(4, 256, 256)
-	idsT, posT := ids.Tensors()
-	opt := optimizers.Adam().WeightDecay(0.1).Done().(gradOpt)
-	step, err := context.NewExec(backend, m.Context.Checked(false), func(ctx *context.Context, ids, positions *Node) *Node {
-		out := Forward(ctx, cfg, ids, positions)
-		loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
-		opt.UpdateGraphWithGradients(ctx, ctx.BuildTrainableVariablesGradientsGraph(loss), dtypes.Float32)
-		return loss
-	})
+	_, _, m := profModel(t)
+	idsT, posT := randomInputs(4, 256, 256).Tensors()
+	step := trainStepExec(t, m, optimizers.Adam().WeightDecay(0.1).Done().(gradOpt))
+	_, err := step.Exec(idsT, posT)
 	require.NoError(t, err)
-	step.Exec(idsT, posT)
 	fmt.Println("compiled")
+
 	profReps = 40
 	timeExec(t, "4x256 train step", 0, step, idsT, posT)
 }
 
 func TestProfileAB(t *testing.T) {
-	// Compile every variant first, then alternate their timings.
-	cfg, backend, m := profModel(t)
+	// Compile both variants first, then alternate their timings.
+	_, _, m := profModel(t)
 	idsT, posT := randomInputs(4, 512, 256).Tensors()
 	idsT2, posT2 := randomInputs(4, 256, 256).Tensors()
-	blocks := []int{0, 1} // useSlicedRoPE false, true
-	fwd := make([]*context.Exec, len(blocks))
-	fb := make([]*context.Exec, len(blocks))
-	var err error
-	for i, Q := range blocks {
-		useSlicedRoPE = Q == 1
-		fwd[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
-			return Forward(ctx, cfg, ids, positions).Logits
-		})
+	variants := []bool{false, true} // useSlicedRoPE
+	fwd := make([]*context.Exec, len(variants))
+	fb := make([]*context.Exec, len(variants))
+	for i, sliced := range variants {
+		useSlicedRoPE = sliced
+		fwd[i] = forwardExec(t, m)
+		_, err := fwd[i].Exec(idsT, posT)
 		require.NoError(t, err)
-		_, err = fwd[i].Exec(idsT, posT)
-		require.NoError(t, err)
-		fb[i], err = context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) []*Node {
-			out := Forward(ctx, cfg, ids, positions)
-			loss, _ := NextTokenLoss(out.Logits, ids, positions, nil)
-			return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
-		})
-		require.NoError(t, err)
+		fb[i] = lossGradientExec(t, m)
 		_, err = fb[i].Exec(idsT2, posT2)
 		require.NoError(t, err)
 	}
 	useSlicedRoPE = true
+
 	profReps = 5
 	for round := 0; round < 3; round++ {
-		for i, Q := range blocks {
-			timeExec(t, fmt.Sprintf("fwd 4x512 sliced RoPE %d", Q), 0, fwd[i], idsT, posT)
-			timeExec(t, fmt.Sprintf("f+b 4x256 sliced RoPE %d", Q), 0, fb[i], idsT2, posT2)
+		for i, sliced := range variants {
+			timeExec(t, fmt.Sprintf("fwd 4x512 sliced RoPE %v", sliced), 0, fwd[i], idsT, posT)
+			timeExec(t, fmt.Sprintf("f+b 4x256 sliced RoPE %v", sliced), 0, fb[i], idsT2, posT2)
 		}
 	}
 }
 
 func TestProfileForwardLoop(t *testing.T) {
-	cfg, backend, m := profModel(t)
+	_, _, m := profModel(t)
 	idsT, posT := randomInputs(4, 512, 256).Tensors()
-	fwd, err := context.NewExec(backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
-		return Forward(ctx, cfg, ids, positions).Logits
-	})
-	require.NoError(t, err)
-	_, err = fwd.Exec(idsT, posT)
+	fwd := forwardExec(t, m)
+	_, err := fwd.Exec(idsT, posT)
 	require.NoError(t, err)
 	profReps = 60
 	timeExec(t, "4x512 forward", 0, fwd, idsT, posT)

@@ -52,7 +52,7 @@ func causalConv1D(x, weight, bias, docIDs *Node) *Node {
 	out := ExpandLeftToRank(bias, 3)
 	for k := 0; k < K; k++ {
 		back := K - 1 - k
-		// Column k of w, picked by a one-hot product: the gradient of Slice needs Pad (not in SimpleGo).
+		// Column k of w, picked by a one-hot product, because the gradient of Slice needs Pad, which SimpleGo lacks.
 		oneHot := make([]float32, K)
 		oneHot[k] = 1
 		wk := Reshape(ReduceSum(Mul(w, Const(g, [][]float32{oneHot})), -1), 1, 1, L)

@@ -46,7 +46,7 @@ func linearScan(a, x *Node) *Node {
 // blockedScan computes the scan without a gradient of its own: forward
 // (h_t = a_t·h_{t-1} + x_t) or, with reverse, h_t = a_t·h_{t+1} + x_t.
 // Time is cut into chunks of scanChunk steps. Inside each chunk the steps run
-// one after another, for all chunks at once; a Hillis–Steele scan over the
+// one after another, for all chunks at once. A Hillis–Steele scan over the
 // chunk end states then gives the state entering each chunk, and one
 // multiply-add corrects every step. The depth is scanChunk + log₂(T/scanChunk)
 // and the work O(T).
@@ -90,11 +90,7 @@ func blockedScan(a, x *Node, reverse bool) *Node {
 		// (decay product, local end state); it enters chunk n+1.
 		endState, endDecay := Reshape(h, B, nc, L), Reshape(p, B, nc, L)
 		ends := hillisSteele(endDecay, endState, reverse)
-		shift := 1
-		if reverse {
-			shift = -1
-		}
-		entering := Reshape(shiftTime(ends, shift), B, nc, 1, L)
+		entering := Reshape(shiftTime(ends, scanDirection(reverse)), B, nc, 1, L)
 		out = Add(out, Mul(Concatenate(ps, 2), entering))
 	}
 	out = Reshape(out, B, padded, L)
@@ -109,17 +105,14 @@ func blockedScan(a, x *Node, reverse bool) *Node {
 
 // hillisSteele is the log-depth scan over axis 1 of a, x [B,n,L]: ⌈log₂ n⌉
 // steps, each combining every element with the one 2^k steps earlier (later,
-// with reverse). Step k keeps (A, h) where A_t is the product of the a's and
-// h_t the partial sum over the last 2^k inputs; composing (A₁,h₁) after
+// with reverse). Step k keeps (A, h), where A_t is the product of the a's and
+// h_t the partial sum over the last 2^k inputs. Composing (A₁,h₁) after
 // (A₂,h₂) gives (A₁A₂, A₁h₂ + h₁).
 func hillisSteele(a, x *Node, reverse bool) *Node {
 	n := x.Shape().Dimensions[1]
 	acc, h := a, x
 	for d := 1; d < n; d *= 2 {
-		shift := d
-		if reverse {
-			shift = -d
-		}
+		shift := scanDirection(reverse) * d
 		hPrev := shiftTime(h, shift)   // zeros where the source is outside the row.
 		aPrev := shiftTime(acc, shift) // zeros there too: A no longer matters.
 		h = Add(h, Mul(acc, hPrev))
@@ -128,6 +121,14 @@ func hillisSteele(a, x *Node, reverse bool) *Node {
 		}
 	}
 	return h
+}
+
+// scanDirection returns the time step of a scan: 1 forward, -1 in reverse.
+func scanDirection(reverse bool) int {
+	if reverse {
+		return -1
+	}
+	return 1
 }
 
 // padTime appends n zero steps on axis 1 of x, or prepends them when atStart.

@@ -11,11 +11,10 @@ import (
 
 // rerunWithMallocTunables replaces the process with itself, same arguments,
 // with GLIBC_TUNABLES=rgemma.MallocTunables added to the environment, so that
-// XLA reuses its per-call buffers (see rgemma.MallocTunables). It returns
-// only when no re-run is wanted or the exec failed; then the program goes on
-// with glibc's defaults.
+// XLA reuses its per-call buffers. It returns only when no re-run is needed
+// or the exec failed, and the program then goes on with glibc's defaults.
 func rerunWithMallocTunables() {
-	if runtime.GOOS != "linux" || !rgemma.MallocTuningWanted() {
+	if runtime.GOOS != "linux" || !rgemma.NeedsMallocRerun() {
 		return
 	}
 	exe, err := os.Executable()
