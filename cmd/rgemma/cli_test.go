@@ -116,6 +116,16 @@ func TestGenerateCLISeedRepeats(t *testing.T) {
 	require.Equal(t, first, second)
 }
 
+func TestGenerateCLIBatchTextOutput(t *testing.T) {
+	prompts := filepath.Join(t.TempDir(), "prompts.txt")
+	require.NoError(t, os.WriteFile(prompts, []byte("The\nA\n"), 0o644))
+	stdout, stderr, code := runCLI(t, "generate", "-model", golden.TinyDir(), "-prompts-file", prompts, "-max-new-tokens", "4")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "--- prompt 1 (")
+	require.Contains(t, stdout, "--- prompt 2 (")
+	require.Contains(t, stderr, "generated 8 tokens in")
+}
+
 func TestCLIBadInput(t *testing.T) {
 	notSPM := filepath.Join(t.TempDir(), "tokenizer.model")
 	require.NoError(t, os.WriteFile(notSPM, []byte("plain text, not a protobuf"), 0o644))

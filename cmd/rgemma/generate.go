@@ -151,8 +151,8 @@ func runGenerate(args []string) error {
 			if err := printJSON(obj); err != nil {
 				return err
 			}
-		case opts.OnToken != nil:
-			fmt.Fprintln(out)
+		case printToken != nil:
+			fmt.Fprintln(out) // The text was streamed.
 		case tok != nil:
 			if len(prompts) > 1 {
 				fmt.Fprintf(out, "--- prompt %d (%s)\n", b+1, res.StopReasons[b])
@@ -175,6 +175,7 @@ func runGenerate(args []string) error {
 			summary += fmt.Sprintf(", then %.1f tokens/s", float64(later)/rest)
 		}
 	}
+	out.Flush() // Keep the summary on stderr after the generated text.
 	fmt.Fprintln(os.Stderr, summary)
 	return nil
 }
