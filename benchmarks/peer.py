@@ -46,6 +46,70 @@ if "--peer-malloc-tuning" in sys.argv and "GLIBC_TUNABLES" not in os.environ:
 import torch
 import torch.nn.functional as F
 import transformers
+
+
+def openblas_core():
+    """Return the kernel family chosen by the OpenBLAS that torch loaded, or None without OpenBLAS."""
+    import ctypes
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "libopenblas" in line})
+    for path in paths:
+        try:
+            corename = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        corename.restype = ctypes.c_char_p
+        return corename().decode()
+    return None
+
+
+def cpu_flags():
+    """Return the feature flags of the first processor in /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def keep_openblas_core(argv):
+    """Report whether the command line asks for --openblas-coretype keep."""
+    for i, arg in enumerate(argv):
+        if arg == "--openblas-coretype=keep":
+            return True
+        if arg == "--openblas-coretype" and argv[i + 1:i + 2] == ["keep"]:
+            return True
+    return False
+
+
+# OpenBLAS uses old SSE3 kernels on a processor model newer than its release.
+# On a Xeon of model 207, OpenBLAS 0.3.21 (Debian 12) chose "Prescott" and ran
+# the model's matrix products at about 65 GFLOP/s instead of 290 with its
+# AVX-512 kernels. A user of torch would fix that, so the script restarts
+# itself with OPENBLAS_CORETYPE set to the newest kernel family the processor
+# supports, unless the variable is already set or --openblas-coretype is keep.
+OLD_OPENBLAS_CORES = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai",
+                      "Coppermine", "Northwood", "Banias", "Sandybridge", "Barcelona", "Opteron"}
+
+
+def best_openblas_core(flags):
+    """Return the newest OpenBLAS kernel family for these CPU flags, or None."""
+    if "avx512f" in flags:
+        return "SkylakeX"
+    if "avx2" in flags:
+        return "Haswell"
+    return None
+
+
+if "OPENBLAS_CORETYPE" not in os.environ and not keep_openblas_core(sys.argv):
+    chosen, best = openblas_core(), best_openblas_core(cpu_flags())
+    if chosen in OLD_OPENBLAS_CORES and best:
+        print(f"[peer] OpenBLAS chose {chosen} kernels on a CPU that has {best} ones; "
+              f"restarting with OPENBLAS_CORETYPE={best}", file=sys.stderr, flush=True)
+        os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, OPENBLAS_CORETYPE=best))
 from transformers import RecurrentGemmaForCausalLM
 
 TARGET_RATIO = 2.0
@@ -257,6 +321,9 @@ def main():
     parser.add_argument("--decode-check-tokens", type=int, default=300,
                         help="length of the row fed one token at a time through the peer's cache and compared with our decoder; 0 skips it")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--openblas-coretype", choices=["auto", "keep"], default="auto",
+                        help="auto (default): restart with OPENBLAS_CORETYPE set when OpenBLAS chose kernels older "
+                             "than the CPU supports; keep: use the kernels OpenBLAS chose")
     parser.add_argument("--peer-malloc-tuning", action="store_true",
                         help="run torch under the glibc malloc settings that rgemma uses (GLIBC_TUNABLES, see rgemma/malloc.go)")
     args = parser.parse_args()
@@ -306,7 +373,7 @@ def main():
     print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
     print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, float32"
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, OpenBLAS kernels {openblas_core() or '(none)'}, float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"{args.reps} repetitions, medians\n")
@@ -335,6 +402,7 @@ def main():
             "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+            "openblas_core": openblas_core(), "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
             "sdpa_stand_in": SDPA_STAND_IN, "forward_seconds": fwd_s, "train_seconds": train_s,
             "decode_seconds": dec_s, "train_losses": losses,
         },
