@@ -19,10 +19,23 @@ import sys
 import tempfile
 import time
 
-# With the default OpenMP wait policy, torch's threads spin at each barrier.
-# On a 2-core machine shared with other processes, one decode step of the tiny
-# preset then took 48 ms instead of 3 ms. OpenMP reads the variable when torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def omp_wait_policy_arg(argv):
+    """Return the value of --omp-wait-policy on the command line, or None."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--omp-wait-policy="):
+            return arg.split("=", 1)[1]
+        if arg == "--omp-wait-policy" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+# OpenMP reads OMP_WAIT_POLICY when torch loads, so --omp-wait-policy is
+# applied before the import. Without it, torch runs with the environment's
+# value or libgomp's default, in which idle threads spin for a while and then
+# sleep.
+if omp_wait_policy_arg(sys.argv) in ("active", "passive"):
+    os.environ["OMP_WAIT_POLICY"] = omp_wait_policy_arg(sys.argv).upper()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,7 +89,7 @@ def cpu_flags():
 
 
 def keep_openblas_core(argv):
-    """Report whether the command line asks for --openblas-coretype keep."""
+    """Return True when the command line sets --openblas-coretype to keep."""
     for i, arg in enumerate(argv):
         if arg == "--openblas-coretype=keep":
             return True
@@ -254,11 +267,26 @@ def peer_decode(model, prompt, steps, reps):
     return prompt.shape[0] * steps / statistics.median(seconds), seconds
 
 
-def logits_check(args, model, vocab, window):
+def logits_check_ids(args, vocab, window):
+    """Return the prompt of the logits check: fewer tokens than the window."""
     length = min(args.logits_tokens, window - 1)
     rng = random.Random(args.seed + 1)
-    ids = [rng.randrange(vocab) for _ in range(length)]
-    ours = ours_json(args, ["-only", "logits", "-logits-ids", ",".join(map(str, ids))])["logits"]
+    return [rng.randrange(vocab) for _ in range(length)]
+
+
+def decode_check_ids(args, vocab):
+    """Return the row of the cached decode check."""
+    rng = random.Random(args.seed + 2)
+    return [rng.randrange(vocab) for _ in range(args.decode_check_tokens)]
+
+
+def ours_logits(args, ids):
+    """Return our forward-pass and decoder logits of one row, from `rgemma bench -only logits`."""
+    return ours_json(args, ["-only", "logits", "-logits-ids", ",".join(map(str, ids))])["logits"]
+
+
+def logits_check(model, vocab, ids, ours):
+    length = len(ids)
     model.eval()
     clear_recurrent_state(model)
     with torch.no_grad():
@@ -273,15 +301,13 @@ def logits_check(args, model, vocab, window):
     return result
 
 
-def decode_check(args, model, vocab, window):
+def decode_check(model, window, ids, ours_decode):
     """Compare the peer's cached decoding, one token per call, with our decoder.
 
     The row is longer than the attention window, so it also shows how each
     implementation limits attention once the window is full.
     """
-    rng = random.Random(args.seed + 2)
-    ids = [rng.randrange(vocab) for _ in range(args.decode_check_tokens)]
-    ours = torch.tensor(ours_json(args, ["-only", "logits", "-logits-ids", ",".join(map(str, ids))])["logits"]["decode"])
+    ours = torch.tensor(ours_decode)
     model.eval()
     clear_recurrent_state(model)
     with torch.no_grad():
@@ -324,6 +350,8 @@ def main():
     parser.add_argument("--openblas-coretype", choices=["auto", "keep"], default="auto",
                         help="auto (default): restart with OPENBLAS_CORETYPE set when OpenBLAS chose kernels older "
                              "than the CPU supports; keep: use the kernels OpenBLAS chose")
+    parser.add_argument("--omp-wait-policy", choices=["active", "passive"],
+                        help="set OMP_WAIT_POLICY for torch (default: the environment's value, else libgomp's default)")
     parser.add_argument("--peer-malloc-tuning", action="store_true",
                         help="run torch under the glibc malloc settings that rgemma uses (GLIBC_TUNABLES, see rgemma/malloc.go)")
     args = parser.parse_args()
@@ -337,17 +365,34 @@ def main():
         run(rgemma_cmd(args) + ["init", "-preset", args.preset, "-seed", str(args.seed), "-out", args.model])
     args.model = os.path.abspath(args.model)
 
+    with open(os.path.join(args.model, "config.json")) as f:
+        cfg = json.load(f)
+    vocab, window = cfg["vocab_size"], cfg["attention_window_size"]
+
+    # Our figures come first, while torch has not started its threads: with
+    # OMP_WAIT_POLICY=ACTIVE they would keep spinning on both cores during
+    # our run (our forward pass measured 36% slower that way).
+    log("ours")
+    ours = ours_json(args, [
+        "-only", "forward,train,decode", "-reps", str(args.reps), "-seed", str(args.seed),
+        "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
+        "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
+    ])
+    ours_decode = next(d for d in ours["decode"] if d["batch"] == 1)
+    check_ids = logits_check_ids(args, vocab, window)
+    check_logits = ours_logits(args, check_ids)
+    dcheck_ids = decode_check_ids(args, vocab) if args.decode_check_tokens > 0 else None
+    dcheck_logits = ours_logits(args, dcheck_ids)["decode"] if dcheck_ids else None
+
     log(f"loading {args.model} with transformers {transformers.__version__}, torch {torch.__version__}")
     model = RecurrentGemmaForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
-    cfg = model.config
-    vocab, window = cfg.vocab_size, cfg.attention_window_size
 
     log("logits check")
-    check = logits_check(args, model, vocab, window)
+    check = logits_check(model, vocab, check_ids, check_logits)
     dcheck = None
-    if args.decode_check_tokens > 0:
+    if dcheck_ids:
         log(f"cached decode check on {args.decode_check_tokens} tokens")
-        dcheck = decode_check(args, model, vocab, window)
+        dcheck = decode_check(model, window, dcheck_ids, dcheck_logits)
 
     rng = random.Random(args.seed)
     log(f"peer forward {args.batch} x {args.seq}")
@@ -357,14 +402,6 @@ def main():
     log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
     train_tps, train_s, losses = peer_train(model, random_ids(rng, args.batch, args.train_seq, vocab), args.reps)
 
-    log("ours")
-    ours = ours_json(args, [
-        "-only", "forward,train,decode", "-reps", str(args.reps), "-seed", str(args.seed),
-        "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
-        "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
-    ])
-    ours_decode = next(d for d in ours["decode"] if d["batch"] == 1)
-
     rows = [
         (f"forward {args.batch}x{args.seq}", ours["forward"]["tokens_per_s"], fwd_tps),
         (f"training step {args.batch}x{args.train_seq} AdamW", ours["train"]["tokens_per_s"], train_tps),
@@ -372,7 +409,7 @@ def main():
     ]
     print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
     print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, OpenBLAS kernels {openblas_core() or '(none)'}, float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
