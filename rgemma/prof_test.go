@@ -345,3 +345,22 @@ func TestProfileForwardLoop(t *testing.T) {
 	profReps = 60
 	timeExec(t, "4x512 forward", 0, fwd, idsT, posT)
 }
+
+// TestProfileKernelChain times chains of n small steps that XLA compiles as
+// separate kernels (a reduce between elementwise operations keeps them
+// apart), to estimate the cost of running one kernel.
+func TestProfileKernelChain(t *testing.T) {
+	backend := backendForTest(t)
+	profReps = 20
+	for _, n := range []int{10, 200} {
+		exec, err := context.NewExec(backend, context.New(), func(ctx *context.Context, x *Node) *Node {
+			y := x
+			for range n {
+				y = Add(Sin(y), ReduceAndKeep(y, ReduceMax, -1))
+			}
+			return y
+		})
+		require.NoError(t, err)
+		timeExec(t, fmt.Sprintf("64x64, chain of %d kernels", n), 0, exec, randTensor(64, 64))
+	}
+}
