@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 
 def omp_wait_policy_arg(argv):
@@ -59,6 +60,9 @@ if "--peer-malloc-tuning" in sys.argv and "GLIBC_TUNABLES" not in os.environ:
 import torch
 import torch.nn.functional as F
 import transformers
+
+# transformers 4.40 calls nn.functional.tanh, which torch reports as deprecated on every call.
+warnings.filterwarnings("ignore", message="nn.functional.tanh is deprecated")
 
 
 def openblas_core():
@@ -117,7 +121,8 @@ def best_openblas_core(flags):
     return None
 
 
-if "OPENBLAS_CORETYPE" not in os.environ and not keep_openblas_core(sys.argv):
+WANTS_HELP = "-h" in sys.argv or "--help" in sys.argv
+if "OPENBLAS_CORETYPE" not in os.environ and not keep_openblas_core(sys.argv) and not WANTS_HELP:
     chosen, best = openblas_core(), best_openblas_core(cpu_flags())
     if chosen in OLD_OPENBLAS_CORES and best:
         print(f"[peer] OpenBLAS chose {chosen} kernels on a CPU that has {best} ones; "
@@ -162,8 +167,13 @@ if SDPA_STAND_IN:
     F.scaled_dot_product_attention = plain_attention
 
 
+def shown(cmd):
+    """Return cmd as one line for the log, with long arguments (token id lists) cut short."""
+    return " ".join(arg if len(arg) <= 60 else arg[:40] + f"...({len(arg)} chars)" for arg in cmd)
+
+
 def run(cmd, capture=False):
-    log("running: " + " ".join(cmd))
+    log("running: " + shown(cmd))
     result = subprocess.run(cmd, cwd=REPO, text=True, stdout=subprocess.PIPE if capture else None)
     if result.returncode != 0:
         sys.exit(f"command failed with exit code {result.returncode}: {' '.join(cmd)}")
@@ -329,16 +339,25 @@ def decode_check(model, window, ids, ours_decode):
     }
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Help formatter that shows a default only when there is one (not None, empty or False)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, "", False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="checkpoint directory; default: `rgemma init -preset small` into a temporary folder")
-    parser.add_argument("--preset", default="small", help="preset for the checkpoint made without --model (default small)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpWithDefaults)
+    parser.add_argument("--model", help="checkpoint directory (without it: `rgemma init -preset PRESET` into a temporary folder)")
+    parser.add_argument("--preset", default="small", help="preset for the checkpoint made without --model")
     parser.add_argument("--seed", type=int, default=1, help="seed of the weights made without --model and of the inputs")
-    parser.add_argument("--backend", default="", help="rgemma -backend value (default: its own default, XLA when installed)")
-    parser.add_argument("--rgemma", default="", help="path of a built rgemma binary (default: go run ./cmd/rgemma)")
+    parser.add_argument("--backend", default="", help="rgemma -backend value (empty: rgemma's default, XLA when installed)")
+    parser.add_argument("--rgemma", default="", help="path of a built rgemma binary (empty: go run ./cmd/rgemma)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per figure; medians are compared")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--batch", type=int, default=4, help="rows of the forward pass and of the training step")
     parser.add_argument("--seq", type=int, default=512, help="tokens per row of the forward pass")
     parser.add_argument("--train-seq", type=int, default=256, help="tokens per row of the training step")
     parser.add_argument("--prompt", type=int, default=16, help="prompt tokens before decoding")
@@ -348,14 +367,20 @@ def main():
                         help="length of the row fed one token at a time through the peer's cache and compared with our decoder; 0 skips it")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--openblas-coretype", choices=["auto", "keep"], default="auto",
-                        help="auto (default): restart with OPENBLAS_CORETYPE set when OpenBLAS chose kernels older "
-                             "than the CPU supports; keep: use the kernels OpenBLAS chose")
+                        help="auto: when OpenBLAS chose kernels older than the CPU supports, restart with "
+                             "OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2); keep: use the kernels OpenBLAS "
+                             "chose. An OPENBLAS_CORETYPE set in the environment is always kept")
     parser.add_argument("--omp-wait-policy", choices=["active", "passive"],
-                        help="set OMP_WAIT_POLICY for torch (default: the environment's value, else libgomp's default)")
+                        help="set OMP_WAIT_POLICY for torch, replacing the environment's value "
+                             "(without it: the environment's value, else libgomp's default)")
     parser.add_argument("--peer-malloc-tuning", action="store_true",
                         help="run torch under the glibc malloc settings that rgemma uses (GLIBC_TUNABLES, see rgemma/malloc.go)")
     args = parser.parse_args()
 
+    core = openblas_core()
+    if core in OLD_OPENBLAS_CORES and best_openblas_core(cpu_flags()):
+        log(f"warning: torch runs with OpenBLAS's {core} kernels, older than this CPU supports; "
+            "its matrix products are several times slower than they could be")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tmp = None
@@ -410,7 +435,8 @@ def main():
     print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
     print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
-          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, OpenBLAS kernels {openblas_core() or '(none)'}, float32"
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, OpenBLAS kernels {openblas_core() or '(none)'} "
+          f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}), float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"{args.reps} repetitions, medians\n")
