@@ -194,7 +194,11 @@ def ours_json(args, extra):
 
 
 def timed(fn, reps):
-    """Run fn once untimed, then reps timed times, and return the seconds of each timed run."""
+    """Run fn twice untimed, then reps timed times, and return the seconds of each timed run.
+
+    `rgemma bench` also makes two untimed calls: one that compiles and one that warms up.
+    """
+    fn()
     fn()
     seconds = []
     for _ in range(reps):
