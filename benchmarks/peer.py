@@ -369,6 +369,9 @@ def main():
     parser.add_argument("--logits-tokens", type=int, default=100, help="prompt length of the logits check (kept below the attention window)")
     parser.add_argument("--decode-check-tokens", type=int, default=300,
                         help="length of the row fed one token at a time through the peer's cache and compared with our decoder; 0 skips it")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure both sides this many times, ours then the peer in each round, and compare the medians; "
+                             "several rounds smooth out a machine whose speed drifts from minute to minute")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--openblas-coretype", choices=["auto", "keep"], default="auto",
                         help="auto: when OpenBLAS chose kernels older than the CPU supports, restart with "
@@ -380,6 +383,8 @@ def main():
     parser.add_argument("--peer-malloc-tuning", action="store_true",
                         help="run torch under the glibc malloc settings that rgemma uses (GLIBC_TUNABLES, see rgemma/malloc.go)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, not {args.rounds}")
 
     core = openblas_core()
     if core in OLD_OPENBLAS_CORES and best_openblas_core(cpu_flags()):
@@ -401,13 +406,15 @@ def main():
     # Our figures come first, while torch has not started its threads: with
     # OMP_WAIT_POLICY=ACTIVE they would keep spinning on both cores during
     # our run (our forward pass measured 36% slower that way).
-    log("ours")
-    ours = ours_json(args, [
+    if args.rounds > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE":
+        log("warning: with OMP_WAIT_POLICY=ACTIVE, torch's threads spin during our runs after the first round")
+    bench_args = [
         "-only", "forward,train,decode", "-reps", str(args.reps), "-seed", str(args.seed),
         "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
         "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
-    ])
-    ours_decode = next(d for d in ours["decode"] if d["batch"] == 1)
+    ]
+    log(f"ours, round 1 of {args.rounds}")
+    ours_rounds = [ours_json(args, bench_args)]
     check_ids = logits_check_ids(args, vocab, window)
     check_logits = ours_logits(args, check_ids)
     dcheck_ids = decode_check_ids(args, vocab) if args.decode_check_tokens > 0 else None
@@ -424,18 +431,35 @@ def main():
         dcheck = decode_check(model, window, dcheck_ids, dcheck_logits)
 
     rng = random.Random(args.seed)
-    log(f"peer forward {args.batch} x {args.seq}")
-    fwd_tps, fwd_s = peer_forward(model, random_ids(rng, args.batch, args.seq, vocab), args.reps)
-    log(f"peer decode batch 1, {args.decode_steps} steps per repetition")
-    dec_tps, dec_s = peer_decode(model, random_ids(rng, 1, args.prompt, vocab), args.decode_steps, args.reps)
-    log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
-    train_tps, train_s, losses = peer_train(model, random_ids(rng, args.batch, args.train_seq, vocab), args.reps)
+    forward_ids = random_ids(rng, args.batch, args.seq, vocab)
+    prompt_ids = random_ids(rng, 1, args.prompt, vocab)
+    train_ids = random_ids(rng, args.batch, args.train_seq, vocab)
+    peer_rounds = []
+    for r in range(args.rounds):
+        if r > 0:
+            log(f"ours, round {r + 1} of {args.rounds}")
+            ours_rounds.append(ours_json(args, bench_args))
+        log(f"peer forward {args.batch} x {args.seq}")
+        fwd_tps, fwd_s = peer_forward(model, forward_ids, args.reps)
+        log(f"peer decode batch 1, {args.decode_steps} steps per repetition")
+        dec_tps, dec_s = peer_decode(model, prompt_ids, args.decode_steps, args.reps)
+        log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
+        train_tps, train_s, losses = peer_train(model, train_ids, args.reps)
+        peer_rounds.append({"forward": fwd_tps, "train": train_tps, "decode": dec_tps, "forward_seconds": fwd_s,
+                            "train_seconds": train_s, "decode_seconds": dec_s, "train_losses": losses})
+    ours = ours_rounds[0]
+    losses = peer_rounds[0]["train_losses"]
 
-    rows = [
-        (f"forward {args.batch}x{args.seq}", ours["forward"]["tokens_per_s"], fwd_tps),
-        (f"training step {args.batch}x{args.train_seq} AdamW", ours["train"]["tokens_per_s"], train_tps),
-        (f"decode batch 1 ({args.decode_steps} steps)", ours_decode["tokens_per_s"], dec_tps),
-    ]
+    def ours_figure(o, key):
+        if key == "decode":
+            return next(d for d in o["decode"] if d["batch"] == 1)["tokens_per_s"]
+        return o[key]["tokens_per_s"]
+
+    names = {
+        "forward": f"forward {args.batch}x{args.seq}",
+        "train": f"training step {args.batch}x{args.train_seq} AdamW",
+        "decode": f"decode batch 1 ({args.decode_steps} steps)",
+    }
     print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
     print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
@@ -443,13 +467,26 @@ def main():
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}), float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"{args.reps} repetitions, medians\n")
-    print(f"{'figure':<34} {'ours tokens/s':>14} {'peer tokens/s':>14} {'ours/peer':>10}  target {TARGET_RATIO:g}x")
+          f"{args.reps} repetitions, medians" + (f"; {args.rounds} rounds, ours then the peer in each" if args.rounds > 1 else "") + "\n")
     results = []
-    for name, o, p in rows:
-        ratio = o / p
-        print(f"{name:<34} {o:>14.0f} {p:>14.0f} {ratio:>10.2f}  {'met' if ratio >= TARGET_RATIO else 'not met'}")
-        results.append({"figure": name, "ours_tokens_per_s": o, "peer_tokens_per_s": p, "ratio": ratio})
+    for key, name in names.items():
+        ours_values = [ours_figure(o, key) for o in ours_rounds]
+        peer_values = [pr[key] for pr in peer_rounds]
+        ratios = [o / p for o, p in zip(ours_values, peer_values)]
+        results.append({"figure": name, "ours_tokens_per_s": statistics.median(ours_values),
+                        "peer_tokens_per_s": statistics.median(peer_values), "ratio": statistics.median(ratios),
+                        "round_ratios": ratios, "ours_rounds_tokens_per_s": ours_values,
+                        "peer_rounds_tokens_per_s": peer_values})
+    if args.rounds > 1:
+        print("ratio ours/peer in each round:")
+        for res in results:
+            print(f"  {res['figure']:<34} " + " ".join(f"{x:.2f}" for x in res["round_ratios"]))
+        print(f"\nmedians over the {args.rounds} rounds:")
+    print(f"{'figure':<34} {'ours tokens/s':>14} {'peer tokens/s':>14} {'ours/peer':>10}  target {TARGET_RATIO:g}x")
+    for res in results:
+        ratio = res["ratio"]
+        print(f"{res['figure']:<34} {res['ours_tokens_per_s']:>14.0f} {res['peer_tokens_per_s']:>14.0f} "
+              f"{ratio:>10.2f}  {'met' if ratio >= TARGET_RATIO else 'not met'}")
     print(f"\nlogits check on {check['tokens']} tokens (max |logit| {check['max_abs_logit']:.3g}): "
           f"max |ours - peer| = {check['max_abs_diff_forward']:.3g} (forward), "
           f"{check['max_abs_diff_decode']:.3g} (decoder); argmax agrees on {100 * check['argmax_agree']:.1f}% of tokens")
@@ -470,10 +507,12 @@ def main():
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
             "openblas_core": openblas_core(), "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-            "sdpa_stand_in": SDPA_STAND_IN, "forward_seconds": fwd_s, "train_seconds": train_s,
-            "decode_seconds": dec_s, "train_losses": losses,
+            "sdpa_stand_in": SDPA_STAND_IN, "forward_seconds": peer_rounds[0]["forward_seconds"],
+            "train_seconds": peer_rounds[0]["train_seconds"], "decode_seconds": peer_rounds[0]["decode_seconds"],
+            "train_losses": losses, "rounds": peer_rounds,
         },
         "ours": ours,
+        "ours_rounds": ours_rounds,
     }
     if args.json:
         with open(args.json, "w") as f:
