@@ -51,6 +51,7 @@ const bigPreset = "recurrentgemma-2b"
 type benchSettings struct {
 	Phases           []string `json:"phases"`
 	Reps             int      `json:"reps"`
+	Warmup           int      `json:"warmup"` // Untimed calls after the compiling one.
 	Seed             uint64   `json:"seed"`
 	ForwardBatch     int      `json:"forward_batch"`
 	ForwardSeq       int      `json:"forward_seq"`
@@ -185,6 +186,7 @@ func runBench(args []string) error {
 	backendFlag := fs.String("backend", "", "execution backend: auto, go or xla[:PLUGIN] (default: $GOMLX_BACKEND, else auto)")
 	only := fs.String("only", defaultPhases, "comma-separated phases: forward, train, decode, latency, memory, and the optional 2b and logits")
 	reps := fs.Int("reps", 5, "timed repetitions per figure; the median is reported")
+	warmup := fs.Int("warmup", 1, "untimed calls per figure after the compiling one (0 or more)")
 	format := fs.String("format", "text", "output format: text (a table) or json (one object)")
 	seed := fs.Uint64("seed", 1, "seed of the random weights and of the input tokens")
 	batch := fs.Int("batch", 4, "batch size of the forward and training phases")
@@ -224,7 +226,7 @@ func runBench(args []string) error {
 	}
 
 	s := benchSettings{
-		Reps: *reps, Seed: *seed,
+		Reps: *reps, Warmup: *warmup, Seed: *seed,
 		ForwardBatch: *batch, ForwardSeq: *seq, TrainBatch: *batch, TrainSeq: *trainSeq,
 		Optimizer:    "AdamW (GoMLX optimizers.Adam, learning rate 0.001, weight decay 0.1), update inside the step graph",
 		DecodePrompt: *prompt, DecodeSteps: *decodeSteps, LatencySteps: *latencySteps, Chunk: *chunk,
@@ -256,6 +258,9 @@ func runBench(args []string) error {
 		if p.value <= 0 {
 			return fmt.Errorf("invalid %s %d: it must be > 0", p.name, p.value)
 		}
+	}
+	if *warmup < 0 {
+		return fmt.Errorf("invalid -warmup %d: it must be >= 0", *warmup)
 	}
 	if *trainSeq < 2 {
 		return fmt.Errorf("invalid -train-seq %d: the next-token loss needs at least 2 tokens per row", *trainSeq)
@@ -430,10 +435,10 @@ func (b *bencher) randomRows(batch, n int) [][]int32 {
 	return rows
 }
 
-// timeCalls runs call twice untimed and then s.Reps timed times. The first
-// call compiles. The second one warms up: on XLA CPU the first repetition
-// after compilation still grew the heap, and a training step took 700 to
-// 900 ms instead of 240 ms.
+// timeCalls runs call once untimed to compile, s.Warmup more times untimed,
+// and then s.Reps timed times. Warm-up matters on XLA CPU: without it, the
+// first training step after compilation took 700 to 900 ms instead of
+// 240 ms, while the heap was still growing.
 func (b *bencher) timeCalls(name string, call func() error) (timing, error) {
 	var out timing
 	start := time.Now()
@@ -442,8 +447,10 @@ func (b *bencher) timeCalls(name string, call func() error) (timing, error) {
 	}
 	out.CompileSeconds = time.Since(start).Seconds()
 	slog.Info("bench: compiled", "figure", name, "seconds", fmt.Sprintf("%.2f", out.CompileSeconds))
-	if err := call(); err != nil {
-		return out, err
+	for range b.s.Warmup {
+		if err := call(); err != nil {
+			return out, err
+		}
 	}
 	faultsBefore := minorPageFaults()
 	for i := range b.s.Reps {
@@ -953,8 +960,8 @@ func printBenchTable(r *benchReport) error {
 	if r.Config != "" {
 		fmt.Printf("model: %s, %s parameters, %s\n", model, humanCount(r.Parameters), r.Config)
 	}
-	fmt.Printf("go %s, GoMLX %s, %d CPUs, GOMAXPROCS %d; %d timed repetitions per figure, median shown; seed %d\n",
-		r.GoVersion, r.GoMLXVersion, r.NumCPU, r.GOMAXPROCS, s.Reps, s.Seed)
+	fmt.Printf("go %s, GoMLX %s, %d CPUs, GOMAXPROCS %d; %d timed repetitions per figure, median shown; warm-up calls per figure: %d; seed %d\n",
+		r.GoVersion, r.GoMLXVersion, r.NumCPU, r.GOMAXPROCS, s.Reps, s.Warmup, s.Seed)
 	tunables := r.GlibcTunables
 	if tunables == "" {
 		tunables = "unset (glibc's default malloc settings)"

@@ -65,6 +65,7 @@ func TestBenchCLIBadInput(t *testing.T) {
 		{"unknown phase", []string{"bench", "-preset", "tiny", "-only", "forward,warp"}, `unknown phase "warp"`},
 		{"preset and model", []string{"bench", "-preset", "tiny", "-model", t.TempDir()}, "not both"},
 		{"zero reps", []string{"bench", "-preset", "tiny", "-reps", "0"}, "-reps"},
+		{"negative warmup", []string{"bench", "-preset", "tiny", "-warmup", "-1"}, "invalid -warmup -1"},
 		{"bad batch list", []string{"bench", "-preset", "tiny", "-decode-batches", "1,x"}, "-decode-batches"},
 		{"init without out", []string{"init", "-preset", "tiny"}, "missing -out"},
 		{"init bad dtype", []string{"init", "-preset", "tiny", "-out", t.TempDir(), "-dtype", "F16"}, "invalid -dtype"},
@@ -76,4 +77,36 @@ func TestBenchCLIBadInput(t *testing.T) {
 			require.Contains(t, stderr, tc.wantErr)
 		})
 	}
+}
+
+// TestBenchWarmupCalls checks that -warmup adds untimed training steps: the
+// first loss (from the compiling call) stays, and the last loss comes after
+// more updates of the same batch, so it is lower.
+func TestBenchWarmupCalls(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tiny")
+	_, stderr, code := runCLI(t, "init", "-preset", "tiny", "-out", dir, "-seed", "3")
+	require.Equal(t, 0, code, stderr)
+
+	type trainLosses struct {
+		Settings struct {
+			Warmup int `json:"warmup"`
+		} `json:"settings"`
+		Train struct {
+			FirstLoss float64 `json:"first_loss"`
+			LastLoss  float64 `json:"last_loss"`
+		} `json:"train"`
+	}
+	run := func(warmup string) trainLosses {
+		stdout, stderr, code := runCLI(t, "bench", "-model", dir, "-only", "train", "-reps", "1",
+			"-batch", "2", "-train-seq", "8", "-warmup", warmup, "-format", "json")
+		require.Equal(t, 0, code, stderr)
+		var res trainLosses
+		lastJSONLine(t, stdout, &res)
+		return res
+	}
+	none, three := run("0"), run("3")
+	require.Equal(t, 0, none.Settings.Warmup)
+	require.Equal(t, 3, three.Settings.Warmup)
+	require.Equal(t, none.Train.FirstLoss, three.Train.FirstLoss)
+	require.Less(t, three.Train.LastLoss, none.Train.LastLoss)
 }
