@@ -193,13 +193,13 @@ def ours_json(args, extra):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def timed(fn, reps):
-    """Run fn twice untimed, then reps timed times, and return the seconds of each timed run.
+def timed(fn, reps, warmup):
+    """Run fn 1 + warmup times untimed, then reps timed times, and return the seconds of each timed run.
 
-    `rgemma bench` also makes two untimed calls: one that compiles and one that warms up.
+    `rgemma bench -warmup N` also makes 1 + N untimed calls: one that compiles and N that warm up.
     """
-    fn()
-    fn()
+    for _ in range(1 + warmup):
+        fn()
     seconds = []
     for _ in range(reps):
         start = time.perf_counter()
@@ -227,7 +227,7 @@ def clear_recurrent_state(model):
             rg_lru.recurrent_states = None
 
 
-def peer_forward(model, ids, reps):
+def peer_forward(model, ids, reps, warmup):
     model.eval()
 
     def step():
@@ -235,11 +235,11 @@ def peer_forward(model, ids, reps):
         with torch.no_grad():
             model(input_ids=ids, use_cache=False).logits.sum().item()
 
-    seconds = timed(step, reps)
+    seconds = timed(step, reps, warmup)
     return ids.numel() / statistics.median(seconds), seconds
 
 
-def peer_train(model, ids, reps):
+def peer_train(model, ids, reps, warmup):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     losses = []
@@ -252,12 +252,12 @@ def peer_train(model, ids, reps):
         opt.step()
         losses.append(loss.item())
 
-    seconds = timed(step, reps)
+    seconds = timed(step, reps, warmup)
     model.eval()
     return ids.numel() / statistics.median(seconds), seconds, losses
 
 
-def peer_decode(model, prompt, steps, reps):
+def peer_decode(model, prompt, steps, reps, warmup):
     """Time greedy decoding with the model's cache, one token per row per call."""
     model.eval()
     state = {"pos": 0, "next": None}
@@ -272,7 +272,9 @@ def peer_decode(model, prompt, steps, reps):
     seconds = []
     with torch.no_grad():
         feed(prompt)
-        feed(state["next"])  # Warm-up step.
+        # As in rgemma bench: one single step, then warmup untimed repetitions.
+        for _ in range(1 + warmup * steps):
+            feed(state["next"])
         for _ in range(reps):
             start = time.perf_counter()
             for _ in range(steps):
@@ -369,6 +371,8 @@ def main():
     parser.add_argument("--logits-tokens", type=int, default=100, help="prompt length of the logits check (kept below the attention window)")
     parser.add_argument("--decode-check-tokens", type=int, default=300,
                         help="length of the row fed one token at a time through the peer's cache and compared with our decoder; 0 skips it")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed calls per figure after the first one, on both sides (rgemma bench -warmup)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure both sides this many times, ours then the peer in each round, and compare the medians; "
                              "several rounds smooth out a machine whose speed drifts from minute to minute")
@@ -385,6 +389,8 @@ def main():
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, not {args.rounds}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be at least 0, not {args.warmup}")
 
     core = openblas_core()
     if core in OLD_OPENBLAS_CORES and best_openblas_core(cpu_flags()):
@@ -409,7 +415,7 @@ def main():
     if args.rounds > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE":
         log("warning: with OMP_WAIT_POLICY=ACTIVE, torch's threads spin during our runs after the first round")
     bench_args = [
-        "-only", "forward,train,decode", "-reps", str(args.reps), "-seed", str(args.seed),
+        "-only", "forward,train,decode", "-reps", str(args.reps), "-warmup", str(args.warmup), "-seed", str(args.seed),
         "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
         "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
     ]
@@ -440,11 +446,11 @@ def main():
             log(f"ours, round {r + 1} of {args.rounds}")
             ours_rounds.append(ours_json(args, bench_args))
         log(f"peer forward {args.batch} x {args.seq}")
-        fwd_tps, fwd_s = peer_forward(model, forward_ids, args.reps)
+        fwd_tps, fwd_s = peer_forward(model, forward_ids, args.reps, args.warmup)
         log(f"peer decode batch 1, {args.decode_steps} steps per repetition")
-        dec_tps, dec_s = peer_decode(model, prompt_ids, args.decode_steps, args.reps)
+        dec_tps, dec_s = peer_decode(model, prompt_ids, args.decode_steps, args.reps, args.warmup)
         log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
-        train_tps, train_s, losses = peer_train(model, train_ids, args.reps)
+        train_tps, train_s, losses = peer_train(model, train_ids, args.reps, args.warmup)
         peer_rounds.append({"forward": fwd_tps, "train": train_tps, "decode": dec_tps, "forward_seconds": fwd_s,
                             "train_seconds": train_s, "decode_seconds": dec_s, "train_losses": losses})
     ours = ours_rounds[0]
