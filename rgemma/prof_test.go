@@ -71,6 +71,17 @@ func timeExec(t *testing.T, name string, flops float64, exec *context.Exec, args
 	fmt.Printf("%-40s %8.2f ms  %6.1f GFLOP/s  cpu/wall %.2f\n", name, best.Seconds()*1000, flops/best.Seconds()/1e9, cpu.Seconds()/time.Since(wall0).Seconds())
 }
 
+// attentionCoreInputs cuts the attention inputs of the small preset out of
+// x [B,T,256]: q [B,T,4,64], k and v [B,T,1,64], and the document ids of the
+// positions pos [B,T].
+func attentionCoreInputs(x, pos *Node) (q, k, v, docIDs *Node) {
+	B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	q = Reshape(x, B, T, 4, 64)
+	k = Reshape(SliceAxis(x, 2, AxisRange(0, 64)), B, T, 1, 64)
+	v = Reshape(SliceAxis(x, 2, AxisRange(64, 128)), B, T, 1, 64)
+	return q, k, v, documentIDs(ConvertDType(pos, dtypes.Int32))
+}
+
 // TestProfile times pieces of the small preset on the test backend.
 func TestProfile(t *testing.T) {
 	cfg, backend, m := profModel(t)
@@ -149,20 +160,12 @@ func TestProfile(t *testing.T) {
 				return applyRoPE(cfg, Reshape(x, 4, -1, 4, 64), p)
 			}},
 			{"attn core blocked", 0, func(ctx *context.Context, x, pos *Node) *Node {
-				p := ConvertDType(pos, dtypes.Int32)
-				B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-				q := Reshape(x, B, T, 4, 64)
-				k := Reshape(SliceAxis(x, 2, AxisRange(0, 64)), B, T, 1, 64)
-				v := Reshape(SliceAxis(x, 2, AxisRange(64, 128)), B, T, 1, 64)
-				return blockedLocalAttention(q, k, v, documentIDs(p), 128, attentionQueryBlock, 4)
+				q, k, v, docIDs := attentionCoreInputs(x, pos)
+				return blockedLocalAttention(q, k, v, docIDs, 128, attentionQueryBlock, 4)
 			}},
 			{"attn core full", 0, func(ctx *context.Context, x, pos *Node) *Node {
-				p := ConvertDType(pos, dtypes.Int32)
-				B, T := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-				q := Reshape(x, B, T, 4, 64)
-				k := Reshape(SliceAxis(x, 2, AxisRange(0, 64)), B, T, 1, 64)
-				v := Reshape(SliceAxis(x, 2, AxisRange(64, 128)), B, T, 1, 64)
-				return fullLocalAttention(q, k, v, documentIDs(p), 128, 4)
+				q, k, v, docIDs := attentionCoreInputs(x, pos)
+				return fullLocalAttention(q, k, v, docIDs, 128, 4)
 			}},
 			{"scan", 0, func(ctx *context.Context, x, pos *Node) *Node {
 				return linearScan(Sigmoid(x), x)
