@@ -21,12 +21,15 @@ import time
 import warnings
 
 
-def omp_wait_policy_arg(argv):
-    """Return the value of --omp-wait-policy on the command line, or None."""
+def option_value(argv, option):
+    """Return the value given to option (as "--opt=V" or "--opt V") on the command line, or None.
+
+    Options that must act before torch loads are read with this, ahead of argparse.
+    """
     for i, arg in enumerate(argv):
-        if arg.startswith("--omp-wait-policy="):
+        if arg.startswith(option + "="):
             return arg.split("=", 1)[1]
-        if arg == "--omp-wait-policy" and i + 1 < len(argv):
+        if arg == option and i + 1 < len(argv):
             return argv[i + 1]
     return None
 
@@ -35,8 +38,9 @@ def omp_wait_policy_arg(argv):
 # applied before the import. Without it, torch runs with the environment's
 # value or libgomp's default, in which idle threads spin for a while and then
 # sleep.
-if omp_wait_policy_arg(sys.argv) in ("active", "passive"):
-    os.environ["OMP_WAIT_POLICY"] = omp_wait_policy_arg(sys.argv).upper()
+OMP_WAIT_POLICY_OPTION = option_value(sys.argv, "--omp-wait-policy")
+if OMP_WAIT_POLICY_OPTION in ("active", "passive"):
+    os.environ["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY_OPTION.upper()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,16 +96,6 @@ def cpu_flags():
     return set()
 
 
-def keep_openblas_core(argv):
-    """Return True when the command line sets --openblas-coretype to keep."""
-    for i, arg in enumerate(argv):
-        if arg == "--openblas-coretype=keep":
-            return True
-        if arg == "--openblas-coretype" and argv[i + 1:i + 2] == ["keep"]:
-            return True
-    return False
-
-
 # OpenBLAS uses old SSE3 kernels on a processor model newer than its release.
 # On a Xeon of model 207, OpenBLAS 0.3.21 (Debian 12) chose "Prescott" and ran
 # the model's matrix products at about 65 GFLOP/s instead of 290 with its
@@ -122,7 +116,8 @@ def best_openblas_core(flags):
 
 
 WANTS_HELP = "-h" in sys.argv or "--help" in sys.argv
-if "OPENBLAS_CORETYPE" not in os.environ and not keep_openblas_core(sys.argv) and not WANTS_HELP:
+KEEP_OPENBLAS_CORE = option_value(sys.argv, "--openblas-coretype") == "keep"
+if "OPENBLAS_CORETYPE" not in os.environ and not KEEP_OPENBLAS_CORE and not WANTS_HELP:
     chosen, best = openblas_core(), best_openblas_core(cpu_flags())
     if chosen in OLD_OPENBLAS_CORES and best:
         print(f"[peer] OpenBLAS chose {chosen} kernels on a CPU that has {best} ones; "
@@ -469,7 +464,7 @@ def main():
     print(f"ours: rgemma {ours['backend']} ({ours['backend_description']}), {ours['config']}")
     print(f"peer: transformers {transformers.__version__} RecurrentGemmaForCausalLM, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
-          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, OpenBLAS kernels {openblas_core() or '(none)'} "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, OpenBLAS kernels {core or '(none)'} "
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}), float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
@@ -512,7 +507,7 @@ def main():
             "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
-            "openblas_core": openblas_core(), "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+            "openblas_core": core, "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
             "sdpa_stand_in": SDPA_STAND_IN, "forward_seconds": peer_rounds[0]["forward_seconds"],
             "train_seconds": peer_rounds[0]["train_seconds"], "decode_seconds": peer_rounds[0]["decode_seconds"],
             "train_losses": losses, "rounds": peer_rounds,
