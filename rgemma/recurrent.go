@@ -25,9 +25,24 @@ func sqrtClippedGradient(v *Node) *Node {
 
 // blockDiagonal applies H independent square blocks: x [B,T,L], w [H,L/H,L/H],
 // b [H,L/H] -> [B,T,L], with out[h,j] = Σ_i x[h,i]·w[h,i,j] + b[h,j].
+//
+// Where the backend has Pad (which the gradient of Slice needs), each head is
+// its own product of a slice of x, and the results are concatenated. On XLA
+// CPU that avoids transposing x and the result to and from a head-major
+// layout: in paired runs it made the forward pass of the small preset at
+// 4×512 about 5% faster, and its loss gradient at 4×256 too.
 func blockDiagonal(x, w, b *Node) *Node {
 	dims := x.Shape().Dimensions
 	heads, width := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
+	if hasPad(x.Graph()) {
+		outs := make([]*Node, heads)
+		for h := range heads {
+			xh := SliceAxis(x, -1, AxisRange(h*width, (h+1)*width))                // [B,T,L/H]
+			wh := Reshape(SliceAxis(w, 0, AxisElem(h)), width, width)              // [L/H,L/H]
+			outs[h] = dotGeneral(xh, []int{xh.Rank() - 1}, nil, wh, []int{0}, nil) // [B,T,L/H]
+		}
+		return Add(Concatenate(outs, -1), ExpandLeftToRank(Reshape(b, heads*width), x.Rank()))
+	}
 	xh := Reshape(x, dims[0], dims[1], heads, width)
 	y := TransposeAllAxes(dotGeneral(xh, []int{3}, []int{2}, w, []int{1}, []int{0}), 1, 2, 0, 3) // [H,B,T,j] -> [B,T,H,j]
 	y = Add(y, ExpandLeftToRank(b, 4))
