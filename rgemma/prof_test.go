@@ -9,8 +9,8 @@
 //
 // TestProfile times pieces of the small preset alone. TestProfileAB compares
 // two variants of the model (here the rotary embeddings by Slice and by the
-// swap product) inside one process, alternating, which is the only comparison
-// that stays meaningful on a machine whose speed drifts. TestProfileTrainLoop
+// swap product) inside one process, in pairs of neighbouring calls, which is
+// the only comparison that stays meaningful on a machine whose speed drifts. TestProfileTrainLoop
 // and TestProfileForwardLoop repeat one graph for `perf record`.
 
 package rgemma
@@ -18,6 +18,7 @@ package rgemma
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -312,7 +313,8 @@ func TestProfileTrainLoop(t *testing.T) {
 }
 
 func TestProfileAB(t *testing.T) {
-	// Compile both variants first, then alternate their timings.
+	// Compile both variants first: a graph is built at its first call, so
+	// the switch must hold its value until then.
 	_, _, m := profModel(t)
 	idsT, posT := randomInputs(4, 512, 256).Tensors()
 	idsT2, posT2 := randomInputs(4, 256, 256).Tensors()
@@ -330,13 +332,43 @@ func TestProfileAB(t *testing.T) {
 	}
 	useSlicedRoPE = true
 
-	profReps = 5
-	for round := 0; round < 3; round++ {
-		for i, sliced := range variants {
-			timeExec(t, fmt.Sprintf("fwd 4x512 sliced RoPE %v", sliced), 0, fwd[i], idsT, posT)
-			timeExec(t, fmt.Sprintf("f+b 4x256 sliced RoPE %v", sliced), 0, fb[i], idsT2, posT2)
+	pairedAB(t, "fwd 4x512 (a: RoPE by swap product, b: sliced)", 30, fwd[0], fwd[1], idsT, posT)
+	pairedAB(t, "f+b 4x256 (a: RoPE by swap product, b: sliced)", 16, fb[0], fb[1], idsT2, posT2)
+}
+
+// pairedAB alternates single calls of a and b n times, in the order a b,
+// then b a, and prints the median ratio of each pair's times (b/a) with its
+// quartiles. Pairs of neighbouring calls cancel most of the drift of a
+// shared machine, which changes its speed by up to 30% within a minute.
+func pairedAB(t *testing.T, name string, n int, a, b *context.Exec, args ...any) {
+	call := func(e *context.Exec) float64 {
+		start := time.Now()
+		out, err := e.Exec(args...)
+		require.NoError(t, err)
+		for _, o := range out {
+			o.FinalizeAll()
 		}
+		return time.Since(start).Seconds() * 1000
 	}
+	call(a)
+	call(b)
+	var ratios, timesA, timesB []float64
+	for i := range n {
+		var ta, tb float64
+		if i%2 == 0 {
+			ta, tb = call(a), call(b)
+		} else {
+			tb, ta = call(b), call(a)
+		}
+		ratios = append(ratios, tb/ta)
+		timesA = append(timesA, ta)
+		timesB = append(timesB, tb)
+	}
+	slices.Sort(ratios)
+	slices.Sort(timesA)
+	slices.Sort(timesB)
+	fmt.Printf("%s: b/a median %.3f (quartiles %.3f, %.3f); a median %.1f ms, b median %.1f ms\n",
+		name, ratios[n/2], ratios[n/4], ratios[3*n/4], timesA[n/2], timesB[n/2])
 }
 
 func TestProfileForwardLoop(t *testing.T) {
