@@ -51,6 +51,14 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 		}
 	}()
 
+	plugin, _, _ := strings.Cut(strings.TrimPrefix(choice, "xla:"), ",")
+	if choice == BackendAuto || choice == "xla" || (strings.HasPrefix(choice, "xla:") && isCPUPlugin(plugin)) {
+		// A bad value must stop the program rather than make auto fall back to SimpleGo.
+		if _, err := xlaCPUDevices(); err != nil {
+			return nil, err
+		}
+	}
+
 	switch {
 	case choice == BackendAuto:
 		if config := findXLAPlugin(); config != "" {
@@ -114,24 +122,35 @@ const CPUDevicesEnvVar = "RGEMMA_XLA_CPU_DEVICES"
 // about 6% faster and its loss gradient at 4×256 about 10%. The toolkit runs
 // every graph on the first device, so the others would only be idle.
 func newXLABackend(config string) (backends.Backend, error) {
+	xla.EnableAutoInstall(false)
 	plugin := strings.TrimPrefix(config, "xla:")
 	name, _, _ := strings.Cut(plugin, ",")
 	if !isCPUPlugin(name) {
 		return backends.NewWithConfig(config)
 	}
-	devices := 1
-	if v := os.Getenv(CPUDevicesEnvVar); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("invalid $%s=%q: expected a whole number of devices, 1 or more", CPUDevicesEnvVar, v)
-		}
-		devices = n
+	devices, err := xlaCPUDevices()
+	if err != nil {
+		return nil, err
 	}
 	b, err := xla.NewWithOptions(plugin, pjrt.NamedValuesMap{"cpu_device_count": int64(devices)})
 	if err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// xlaCPUDevices returns the device count for the XLA CPU plugin: the value
+// of $RGEMMA_XLA_CPU_DEVICES, or 1 when it is unset or empty.
+func xlaCPUDevices() (int, error) {
+	v := os.Getenv(CPUDevicesEnvVar)
+	if v == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("invalid $%s=%q: expected a whole number of devices, 1 or more (unset it to use 1)", CPUDevicesEnvVar, v)
+	}
+	return n, nil
 }
 
 // isCPUPlugin reports whether the go-xla plugin name or path names the XLA
@@ -149,6 +168,7 @@ const xlaPluginFile = "pjrt_c_api_cpu_plugin.so"
 // scripts/install-xla-cpu.sh installs) in $RGEMMA_XLA_DIR, the working
 // directory or one of its parents.
 func findXLAPlugin() string {
+	xla.EnableAutoInstall(false) // GetAvailablePlugins would otherwise download one.
 	if plugins := xla.GetAvailablePlugins(); len(plugins) > 0 {
 		return "xla:" + plugins[0]
 	}

@@ -30,6 +30,21 @@ func TestXLACPUDevicesBadValue(t *testing.T) {
 	}
 }
 
+func TestNewBackendBadCPUDevices(t *testing.T) {
+	t.Setenv(CPUDevicesEnvVar, "two")
+	for _, choice := range []string{"auto", "xla", "xla:cpu", "xla:/opt/pjrt_c_api_cpu_plugin.so"} {
+		_, err := NewBackend(choice)
+		require.Error(t, err, choice)
+		assert.Contains(t, err.Error(), CPUDevicesEnvVar, choice)
+		assert.Contains(t, err.Error(), "unset it", choice)
+	}
+
+	// SimpleGo does not read the variable.
+	b, err := NewBackend("go")
+	require.NoError(t, err)
+	b.Finalize()
+}
+
 // TestXLACPUDevices checks that the CPU plugin creates one device unless
 // $RGEMMA_XLA_CPU_DEVICES sets another count. It needs an installed plugin.
 func TestXLACPUDevices(t *testing.T) {
