@@ -180,6 +180,16 @@ def rgemma_cmd(args):
     return [args.rgemma] if args.rgemma else ["go", "run", "./cmd/rgemma"]
 
 
+def rounds_note(args):
+    """Return the order of the measurements, for the report's machine line."""
+    if args.pair_figures:
+        return (f"; {args.rounds} round(s), one figure at a time, ours and the peer back to back, "
+                "the side that goes first alternating from round to round")
+    if args.rounds > 1:
+        return f"; {args.rounds} rounds, ours then the peer in each"
+    return ""
+
+
 def ours_json(args, extra):
     cmd = rgemma_cmd(args) + ["bench", "-model", args.model, "-format", "json"] + extra
     if args.backend:
@@ -371,6 +381,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure both sides this many times, ours then the peer in each round, and compare the medians; "
                              "several rounds smooth out a machine whose speed drifts from minute to minute")
+    parser.add_argument("--pair-figures", action="store_true",
+                        help="in each round, time one figure at a time, ours and the peer back to back, and let the "
+                             "side that goes first alternate from round to round; pairs measured seconds apart "
+                             "suffer less from a drifting machine than whole rounds a minute apart")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--openblas-coretype", choices=["auto", "keep"], default="auto",
                         help="auto: when OpenBLAS chose kernels older than the CPU supports, restart with "
@@ -407,15 +421,22 @@ def main():
     # Our figures come first, while torch has not started its threads: with
     # OMP_WAIT_POLICY=ACTIVE they would keep spinning on both cores during
     # our run (our forward pass measured 36% slower that way).
-    if args.rounds > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE":
-        log("warning: with OMP_WAIT_POLICY=ACTIVE, torch's threads spin during our runs after the first round")
-    bench_args = [
-        "-only", "forward,train,decode", "-reps", str(args.reps), "-warmup", str(args.warmup), "-seed", str(args.seed),
-        "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
-        "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
-    ]
-    log(f"ours, round 1 of {args.rounds}")
-    ours_rounds = [ours_json(args, bench_args)]
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE":
+        if args.pair_figures:
+            log("warning: with OMP_WAIT_POLICY=ACTIVE and --pair-figures, torch's threads spin during all our runs")
+        elif args.rounds > 1:
+            log("warning: with OMP_WAIT_POLICY=ACTIVE, torch's threads spin during our runs after the first round")
+    def bench_args(phases):
+        return [
+            "-only", phases, "-reps", str(args.reps), "-warmup", str(args.warmup), "-seed", str(args.seed),
+            "-batch", str(args.batch), "-seq", str(args.seq), "-train-seq", str(args.train_seq),
+            "-decode-batches", "1", "-prompt", str(args.prompt), "-decode-steps", str(args.decode_steps),
+        ]
+
+    ours_rounds = []
+    if not args.pair_figures:
+        log(f"ours, round 1 of {args.rounds}")
+        ours_rounds.append(ours_json(args, bench_args("forward,train,decode")))
     check_ids = logits_check_ids(args, vocab, window)
     check_logits = ours_logits(args, check_ids)
     dcheck_ids = decode_check_ids(args, vocab) if args.decode_check_tokens > 0 else None
@@ -435,19 +456,42 @@ def main():
     forward_ids = random_ids(rng, args.batch, args.seq, vocab)
     prompt_ids = random_ids(rng, 1, args.prompt, vocab)
     train_ids = random_ids(rng, args.batch, args.train_seq, vocab)
+    def peer_figure(phase, measured):
+        if phase == "forward":
+            log(f"peer forward {args.batch} x {args.seq}")
+            measured["forward"], measured["forward_seconds"] = peer_forward(model, forward_ids, args.reps, args.warmup)
+        elif phase == "decode":
+            log(f"peer decode batch 1, {args.decode_steps} steps per repetition")
+            measured["decode"], measured["decode_seconds"] = peer_decode(
+                model, prompt_ids, args.decode_steps, args.reps, args.warmup)
+        else:
+            log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
+            measured["train"], measured["train_seconds"], measured["train_losses"] = peer_train(
+                model, train_ids, args.reps, args.warmup)
+
     peer_rounds = []
     for r in range(args.rounds):
-        if r > 0:
-            log(f"ours, round {r + 1} of {args.rounds}")
-            ours_rounds.append(ours_json(args, bench_args))
-        log(f"peer forward {args.batch} x {args.seq}")
-        fwd_tps, fwd_s = peer_forward(model, forward_ids, args.reps, args.warmup)
-        log(f"peer decode batch 1, {args.decode_steps} steps per repetition")
-        dec_tps, dec_s = peer_decode(model, prompt_ids, args.decode_steps, args.reps, args.warmup)
-        log(f"peer training step {args.batch} x {args.train_seq} with AdamW")
-        train_tps, train_s, losses = peer_train(model, train_ids, args.reps, args.warmup)
-        peer_rounds.append({"forward": fwd_tps, "train": train_tps, "decode": dec_tps, "forward_seconds": fwd_s,
-                            "train_seconds": train_s, "decode_seconds": dec_s, "train_losses": losses})
+        measured = {}
+        if not args.pair_figures:
+            if r > 0:
+                log(f"ours, round {r + 1} of {args.rounds}")
+                ours_rounds.append(ours_json(args, bench_args("forward,train,decode")))
+            for phase in ("forward", "decode", "train"):
+                peer_figure(phase, measured)
+        else:
+            # Our side runs one process per figure, and their JSON parts make up the round.
+            ours_first = r % 2 == 0
+            merged = {}
+            for phase in ("forward", "train", "decode"):
+                for side in (("ours", "peer") if ours_first else ("peer", "ours")):
+                    if side == "peer":
+                        peer_figure(phase, measured)
+                    else:
+                        log(f"ours {phase}, round {r + 1} of {args.rounds}")
+                        o = ours_json(args, bench_args(phase))
+                        merged = {**o, **merged, phase: o[phase]}
+            ours_rounds.append(merged)
+        peer_rounds.append(measured)
     ours = ours_rounds[0]
     losses = peer_rounds[0]["train_losses"]
 
@@ -468,7 +512,7 @@ def main():
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}), float32"
           + (", F.scaled_dot_product_attention stand-in (torch < 2.0)" if SDPA_STAND_IN else ""))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"{args.reps} repetitions, medians" + (f"; {args.rounds} rounds, ours then the peer in each" if args.rounds > 1 else "") + "\n")
+          f"{args.reps} repetitions, medians" + rounds_note(args) + "\n")
     results = []
     for key, name in names.items():
         ours_values = [ours_figure(o, key) for o in ours_rounds]
