@@ -456,7 +456,9 @@ def main():
     forward_ids = random_ids(rng, args.batch, args.seq, vocab)
     prompt_ids = random_ids(rng, 1, args.prompt, vocab)
     train_ids = random_ids(rng, args.batch, args.train_seq, vocab)
+
     def peer_figure(phase, measured):
+        """Time the peer's figure of one phase and store it in measured."""
         if phase == "forward":
             log(f"peer forward {args.batch} x {args.seq}")
             measured["forward"], measured["forward_seconds"] = peer_forward(model, forward_ids, args.reps, args.warmup)
@@ -479,17 +481,20 @@ def main():
             for phase in ("forward", "decode", "train"):
                 peer_figure(phase, measured)
         else:
-            # Our side runs one process per figure, and their JSON parts make up the round.
-            ours_first = r % 2 == 0
+            # Our side runs one process per figure. The first one's report supplies the
+            # backend and model lines, and each adds its own figure.
+            sides = ("ours", "peer") if r % 2 == 0 else ("peer", "ours")
             merged = {}
             for phase in ("forward", "train", "decode"):
-                for side in (("ours", "peer") if ours_first else ("peer", "ours")):
+                for side in sides:
                     if side == "peer":
                         peer_figure(phase, measured)
-                    else:
-                        log(f"ours {phase}, round {r + 1} of {args.rounds}")
-                        o = ours_json(args, bench_args(phase))
-                        merged = {**o, **merged, phase: o[phase]}
+                        continue
+                    log(f"ours {phase}, round {r + 1} of {args.rounds}")
+                    report = ours_json(args, bench_args(phase))
+                    if not merged:
+                        merged = dict(report)
+                    merged[phase] = report[phase]
             ours_rounds.append(merged)
         peer_rounds.append(measured)
     ours = ours_rounds[0]

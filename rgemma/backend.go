@@ -51,9 +51,8 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 		}
 	}()
 
-	plugin, _, _ := strings.Cut(strings.TrimPrefix(choice, "xla:"), ",")
-	if choice == BackendAuto || choice == "xla" || (strings.HasPrefix(choice, "xla:") && isCPUPlugin(plugin)) {
-		// A bad value must stop the program rather than make auto fall back to SimpleGo.
+	if choice == BackendAuto || choice == "xla" || (strings.HasPrefix(choice, "xla:") && isCPUPlugin(xlaPluginName(choice))) {
+		// A bad value stops the program, so that auto does not fall back to SimpleGo.
 		if _, err := xlaCPUDevices(); err != nil {
 			return nil, err
 		}
@@ -113,21 +112,16 @@ const CPUDevicesEnvVar = "RGEMMA_XLA_CPU_DEVICES"
 
 // newXLABackend creates the XLA backend of config ("xla:PLUGIN[,OPTIONS]").
 //
-// A CPU plugin gets the client option cpu_device_count, 1 unless
-// $RGEMMA_XLA_CPU_DEVICES sets another count. The plugin of
-// scripts/install-xla-cpu.sh creates 4 devices by default and then runs 4
-// worker threads, even on 2 cores, where the extra threads compete for the
-// cores. With 1 device it runs one thread per core: on a 2-core machine, in
-// alternating processes, the forward pass of the small preset at 4×512 was
-// about 6% faster and its loss gradient at 4×256 about 10%. The toolkit runs
-// every graph on the first device, so the others would only be idle.
+// A CPU plugin gets the client option cpu_device_count (see xlaCPUDevices).
+// By default the plugin creates 4 devices and 4 worker threads, even on 2
+// cores, while the toolkit runs every graph on the first device. One device
+// gives one thread per core, which was faster (figures in docs/xla.md).
 func newXLABackend(config string) (backends.Backend, error) {
 	xla.EnableAutoInstall(false)
-	plugin := strings.TrimPrefix(config, "xla:")
-	name, _, _ := strings.Cut(plugin, ",")
-	if !isCPUPlugin(name) {
+	if !isCPUPlugin(xlaPluginName(config)) {
 		return backends.NewWithConfig(config)
 	}
+	plugin := strings.TrimPrefix(config, "xla:")
 	devices, err := xlaCPUDevices()
 	if err != nil {
 		return nil, err
@@ -151,6 +145,13 @@ func xlaCPUDevices() (int, error) {
 		return 0, fmt.Errorf("invalid $%s=%q: expected a whole number of devices, 1 or more (unset it to use 1)", CPUDevicesEnvVar, v)
 	}
 	return n, nil
+}
+
+// xlaPluginName returns the plugin name or path of an XLA config
+// ("xla:PLUGIN[,OPTIONS]"), without the prefix and the options.
+func xlaPluginName(config string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(config, "xla:"), ",")
+	return name
 }
 
 // isCPUPlugin reports whether the go-xla plugin name or path names the XLA

@@ -1,7 +1,6 @@
 package rgemma
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,7 +55,7 @@ func TestXLACPUDevices(t *testing.T) {
 		t.Setenv(CPUDevicesEnvVar, env)
 		b, err := newXLABackend(config)
 		require.NoError(t, err)
-		assert.True(t, strings.Contains(b.Description(), want), "%s=%q: description %q, want %q", CPUDevicesEnvVar, env, b.Description(), want)
+		assert.Contains(t, b.Description(), want, "%s=%q", CPUDevicesEnvVar, env)
 		b.Finalize()
 	}
 }

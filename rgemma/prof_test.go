@@ -9,9 +9,10 @@
 //
 // TestProfile times pieces of the small preset alone. TestProfileAB compares
 // two variants of the model (here the rotary embeddings by Slice and by the
-// swap product) inside one process, in pairs of neighbouring calls, which is
-// the only comparison that stays meaningful on a machine whose speed drifts. TestProfileTrainLoop
-// and TestProfileForwardLoop repeat one graph for `perf record`.
+// swap product) inside one process, in pairs of neighbouring calls. Only such
+// a comparison stays meaningful on a machine whose speed drifts.
+// TestProfileTrainLoop and TestProfileForwardLoop repeat one graph for
+// `perf record`.
 
 package rgemma
 
@@ -336,10 +337,10 @@ func TestProfileAB(t *testing.T) {
 	pairedAB(t, "f+b 4x256 (a: RoPE by swap product, b: sliced)", 16, fb[0], fb[1], idsT2, posT2)
 }
 
-// pairedAB alternates single calls of a and b n times, in the order a b,
-// then b a, and prints the median ratio of each pair's times (b/a) with its
-// quartiles. Pairs of neighbouring calls cancel most of the drift of a
-// shared machine, which changes its speed by up to 30% within a minute.
+// pairedAB times n pairs of single calls of a and b, alternating which goes
+// first, and prints the median ratio b/a with its quartiles. Neighbouring
+// calls cancel most of the drift of a shared machine, whose speed changed by
+// up to 30% within a minute here.
 func pairedAB(t *testing.T, name string, n int, a, b *context.Exec, args ...any) {
 	call := func(e *context.Exec) float64 {
 		start := time.Now()
