@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -107,15 +108,15 @@ func NewBackend(choice string) (backend backends.Backend, err error) {
 }
 
 // CPUDevicesEnvVar names the environment variable that sets the number of
-// devices the XLA CPU plugin creates (default 1).
+// devices the XLA CPU plugin creates (default: see DefaultCPUDevices).
 const CPUDevicesEnvVar = "RGEMMA_XLA_CPU_DEVICES"
 
 // newXLABackend creates the XLA backend of config ("xla:PLUGIN[,OPTIONS]").
 //
 // A CPU plugin gets the client option cpu_device_count (see xlaCPUDevices).
 // By default the plugin creates 4 devices and 4 worker threads, even on 2
-// cores, while the toolkit runs every graph on the first device. One device
-// gives one thread per core, which was faster (figures in docs/xla.md).
+// cores. Up to 2 devices it starts one thread per core, and BatchExec splits
+// a batch over 2 devices (figures in docs/xla.md).
 func newXLABackend(config string) (backends.Backend, error) {
 	xla.EnableAutoInstall(false)
 	if !isCPUPlugin(xlaPluginName(config)) {
@@ -133,16 +134,23 @@ func newXLABackend(config string) (backends.Backend, error) {
 	return b, nil
 }
 
+// DefaultCPUDevices returns the number of devices the XLA CPU plugin gets
+// when $RGEMMA_XLA_CPU_DEVICES is unset: 2, or 1 on a single core. Graphs
+// run on the first device; BatchExec splits a batch over both.
+func DefaultCPUDevices() int {
+	return min(2, runtime.NumCPU())
+}
+
 // xlaCPUDevices returns the device count for the XLA CPU plugin: the value
-// of $RGEMMA_XLA_CPU_DEVICES, or 1 when it is unset or empty.
+// of $RGEMMA_XLA_CPU_DEVICES, or DefaultCPUDevices when it is unset or empty.
 func xlaCPUDevices() (int, error) {
 	v := os.Getenv(CPUDevicesEnvVar)
 	if v == "" {
-		return 1, nil
+		return DefaultCPUDevices(), nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
-		return 0, fmt.Errorf("invalid $%s=%q: expected a whole number of devices, 1 or more (unset it to use 1)", CPUDevicesEnvVar, v)
+		return 0, fmt.Errorf("invalid $%s=%q: expected a whole number of devices, 1 or more (unset it to use %d)", CPUDevicesEnvVar, v, DefaultCPUDevices())
 	}
 	return n, nil
 }

@@ -1,6 +1,7 @@
 package rgemma
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,14 +45,16 @@ func TestNewBackendBadCPUDevices(t *testing.T) {
 	b.Finalize()
 }
 
-// TestXLACPUDevices checks that the CPU plugin creates one device unless
-// $RGEMMA_XLA_CPU_DEVICES sets another count. It needs an installed plugin.
+// TestXLACPUDevices checks that the CPU plugin creates DefaultCPUDevices
+// devices unless $RGEMMA_XLA_CPU_DEVICES sets another count. It needs an
+// installed plugin.
 func TestXLACPUDevices(t *testing.T) {
 	config := findXLAPlugin()
 	if config == "" {
 		t.Skip("no XLA plugin installed (scripts/install-xla-cpu.sh)")
 	}
-	for env, want := range map[string]string{"": "[1 device(s)]", "3": "[3 device(s)]"} {
+	def := fmt.Sprintf("[%d device(s)]", DefaultCPUDevices())
+	for env, want := range map[string]string{"": def, "1": "[1 device(s)]", "3": "[3 device(s)]"} {
 		t.Setenv(CPUDevicesEnvVar, env)
 		b, err := newXLABackend(config)
 		require.NoError(t, err)

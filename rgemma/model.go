@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/distributed"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -18,8 +19,9 @@ type Model struct {
 	Backend backends.Backend
 	Context *context.Context
 
-	forwardExec   *context.Exec
+	forwardExec   *BatchExec
 	stepExecCache *context.Exec
+	batchMesh     *distributed.DeviceMesh // shared by the BatchExecs of the model
 }
 
 // NewModel returns a model without weights; set them with SetParam, InitRandom
@@ -167,7 +169,7 @@ func (m *Model) Forward(in Inputs) (*ForwardResult, error) {
 		return nil, err
 	}
 	if m.forwardExec == nil {
-		exec, err := context.NewExec(m.Backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) []*Node {
+		exec, err := NewBatchExec(m, func(ctx *context.Context, ids, positions *Node) []*Node {
 			out := Forward(ctx, m.Config, ids, positions)
 			return append([]*Node{out.Logits}, out.Hidden...)
 		})

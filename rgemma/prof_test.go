@@ -12,7 +12,8 @@
 // swap product) inside one process, in pairs of neighbouring calls. Only such
 // a comparison stays meaningful on a machine whose speed drifts.
 // TestProfileTrainLoop and TestProfileForwardLoop repeat one graph for
-// `perf record`.
+// `perf record`. TestProfileSplitDevices and TestProfileSplitGradient compare
+// one device with a batch split over several (BatchExec).
 
 package rgemma
 
@@ -24,7 +25,10 @@ import (
 	"testing"
 	"time"
 
+	"os"
+
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/distributed"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -342,13 +346,25 @@ func TestProfileAB(t *testing.T) {
 // calls cancel most of the drift of a shared machine, whose speed changed by
 // up to 30% within a minute here.
 func pairedAB(t *testing.T, name string, n int, a, b *context.Exec, args ...any) {
-	call := func(e *context.Exec) float64 {
-		start := time.Now()
+	pairedCalls(name, n, execCall(t, a, args...), execCall(t, b, args...))
+}
+
+// execCall returns a function that runs e on args and frees the outputs.
+func execCall(t *testing.T, e *context.Exec, args ...any) func() {
+	return func() {
 		out, err := e.Exec(args...)
 		require.NoError(t, err)
 		for _, o := range out {
 			o.FinalizeAll()
 		}
+	}
+}
+
+// pairedCalls is pairedAB for any two calls.
+func pairedCalls(name string, n int, a, b func()) {
+	call := func(f func()) float64 {
+		start := time.Now()
+		f()
 		return time.Since(start).Seconds() * 1000
 	}
 	call(a)
@@ -399,4 +415,98 @@ func TestProfileKernelChain(t *testing.T) {
 		require.NoError(t, err)
 		timeExec(t, fmt.Sprintf("64x64, chain of %d kernels", n), 0, exec, randTensor(64, 64))
 	}
+}
+
+func TestProfileSplitBatch(t *testing.T) {
+	_, _, m := profModel(t)
+	idsT, posT := randomInputs(4, 512, 256).Tensors()
+	whole := forwardExec(t, m)
+	split, err := context.NewExec(m.Backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
+		var parts []*Node
+		for i := 0; i < 4; i += 2 {
+			parts = append(parts, Forward(ctx, m.Config, Slice(ids, AxisRange(i, i+2)), Slice(positions, AxisRange(i, i+2))).Logits)
+		}
+		return Concatenate(parts, 0)
+	})
+	require.NoError(t, err)
+	pairedAB(t, "fwd 4x512 (a: whole, b: two halves)", 30, whole, split, idsT, posT)
+}
+
+// clientModel returns the small preset with random weights on a new XLA CPU
+// client with the given number of devices. Tensors cannot move between
+// clients, so each client gets its own inputs.
+func clientModel(t *testing.T, devices int) *Model {
+	cfg, err := Preset("small")
+	require.NoError(t, err)
+	t.Setenv(CPUDevicesEnvVar, fmt.Sprint(devices))
+	b, err := newXLABackend("xla:cpu")
+	require.NoError(t, err)
+	m, err := NewModel(b, cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.InitRandom(1))
+	return m
+}
+
+// TestProfileSplitDevices compares the forward pass at 4x512 on a one-device
+// client with the same pass split by BatchExec over a client with
+// $PROF_DEVICES devices (default 2), then the unsplit graphs on both clients.
+func TestProfileSplitDevices(t *testing.T) {
+	n := 2
+	if v := os.Getenv("PROF_DEVICES"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	m1, mN := clientModel(t, 1), clientModel(t, n)
+	in := randomInputs(4, 512, 256)
+	ids1, pos1 := in.Tensors()
+	idsN, posN := in.Tensors()
+	split, err := NewBatchExec(mN, func(ctx *context.Context, ids, positions *Node) *Node {
+		return Forward(ctx, mN.Config, ids, positions).Logits
+	})
+	require.NoError(t, err)
+	require.True(t, split.Splits(4))
+	splitCall := func() {
+		_, err := split.Exec(idsN, posN)
+		require.NoError(t, err)
+	}
+	pairedCalls(fmt.Sprintf("fwd 4x512 (a: 1 device, b: split over %d)", n), 40,
+		execCall(t, forwardExec(t, m1), ids1, pos1), splitCall)
+
+	in2, in3 := randomInputs(4, 256, 256), randomInputs(1, 64, 256)
+	pairedCalls("fwd 4x512 unsplit (a: 1 device, b: N)", 20,
+		execCall(t, forwardExec(t, m1), in.IDs, in.Positions), execCall(t, forwardExec(t, mN), in.IDs, in.Positions))
+	pairedCalls("f+b 4x256 unsplit (a: 1 device, b: N)", 16,
+		execCall(t, lossGradientExec(t, m1), in2.IDs, in2.Positions), execCall(t, lossGradientExec(t, mN), in2.IDs, in2.Positions))
+	pairedCalls("fwd 1x64 (a: 1 device, b: N)", 40,
+		execCall(t, forwardExec(t, m1), in3.IDs, in3.Positions), execCall(t, forwardExec(t, mN), in3.IDs, in3.Positions))
+}
+
+// TestProfileSplitGradient compares the loss gradient at 4x256 on a
+// one-device client with the gradient split over the batch on a two-device
+// client by GoMLX's AutoSharding (the SPMD partitioner adds the sums of the
+// gradients over the devices).
+func TestProfileSplitGradient(t *testing.T) {
+	m1, m2 := clientModel(t, 1), clientModel(t, 2)
+	in := randomInputs(4, 256, 256)
+	mesh, err := distributed.NewDeviceMesh([]int{2}, []string{"batch"})
+	require.NoError(t, err)
+	batchSpec, err := distributed.BuildSpec(mesh).S("batch").Done()
+	require.NoError(t, err)
+	split := lossGradientExec(t, m2).AutoSharding(mesh).WithInputShardingSpecs(batchSpec, batchSpec)
+	require.NoError(t, split.SetDefaultShardingSpec(nil))
+	idsN, posN := in.Tensors()
+	dIDs, err := distributed.ShardTensor(batchSpec, idsN)
+	require.NoError(t, err)
+	dPos, err := distributed.ShardTensor(batchSpec, posN)
+	require.NoError(t, err)
+	splitCall := func() {
+		outs, err := split.DistributedExec(dIDs, dPos)
+		require.NoError(t, err)
+		for _, o := range outs {
+			for _, s := range o.Shards() {
+				s.FinalizeAll()
+			}
+		}
+	}
+	pairedCalls("f+b 4x256 (a: 1 device, b: split over 2)", 20,
+		execCall(t, lossGradientExec(t, m1), in.IDs, in.Positions), splitCall)
 }

@@ -84,6 +84,7 @@ type timing struct {
 type forwardResult struct {
 	Batch        int     `json:"batch"`
 	Seq          int     `json:"seq"`
+	Devices      int     `json:"devices"` // The batch is split over this many devices (rgemma.BatchExec).
 	TokensPerSec float64 `json:"tokens_per_s"`
 	timing
 }
@@ -468,14 +469,26 @@ func (b *bencher) timeCalls(name string, call func() error) (timing, error) {
 	return out, nil
 }
 
+// splitNote describes how the forward batch ran: "" on one device.
+func splitNote(devices int) string {
+	if devices < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", split over %d devices", devices)
+}
+
 // forward times the full-sequence forward pass (logits only).
 func (b *bencher) forward() (*forwardResult, error) {
 	m := b.m
-	exec, err := context.NewExec(m.Backend, m.Context.Reuse(), func(ctx *context.Context, ids, positions *Node) *Node {
+	exec, err := rgemma.NewBatchExec(m, func(ctx *context.Context, ids, positions *Node) *Node {
 		return rgemma.Forward(ctx, m.Config, ids, positions).Logits
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the forward graph: %w", err)
+	}
+	devices := 1
+	if exec.Splits(b.s.ForwardBatch) {
+		devices = m.Backend.NumDevices()
 	}
 	rows := b.randomRows(b.s.ForwardBatch, b.s.ForwardSeq)
 	ids, positions := rgemma.Inputs{IDs: rows, Positions: rgemma.SequentialPositions(rows)}.Tensors()
@@ -495,7 +508,7 @@ func (b *bencher) forward() (*forwardResult, error) {
 		return nil, err
 	}
 	return &forwardResult{
-		Batch: b.s.ForwardBatch, Seq: b.s.ForwardSeq, timing: t,
+		Batch: b.s.ForwardBatch, Seq: b.s.ForwardSeq, Devices: devices, timing: t,
 		TokensPerSec: float64(b.s.ForwardBatch*b.s.ForwardSeq) / t.MedianSeconds,
 	}, nil
 }
@@ -971,8 +984,8 @@ func printBenchTable(r *benchReport) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "figure\tvalue\tsettings\n")
 	if f := r.Forward; f != nil {
-		fmt.Fprintf(w, "forward\t%.0f tokens/s\tbatch %d × %d tokens; compile %.1f s; %.0f page faults per call; reps %s\n",
-			f.TokensPerSec, f.Batch, f.Seq, f.CompileSeconds, f.PageFaultsPerCall, secondsList(f.Seconds, 1000, "ms"))
+		fmt.Fprintf(w, "forward\t%.0f tokens/s\tbatch %d × %d tokens%s; compile %.1f s; %.0f page faults per call; reps %s\n",
+			f.TokensPerSec, f.Batch, f.Seq, splitNote(f.Devices), f.CompileSeconds, f.PageFaultsPerCall, secondsList(f.Seconds, 1000, "ms"))
 	}
 	if t := r.Train; t != nil {
 		fmt.Fprintf(w, "training step\t%.0f tokens/s\tbatch %d × %d tokens, %s; compile %.1f s; %.0f page faults per call; loss %.3f -> %.3f; reps %s\n",
