@@ -17,11 +17,11 @@ var MaxReplicatedWeightBytes int64 = 1 << 30
 
 // BatchExec runs a read-only graph of the model whose inputs and outputs all
 // have the batch on axis 0, such as the forward pass. On a backend with more
-// than one device (the XLA CPU plugin creates two on a machine of two or more
-// cores, see CPUDevicesEnvVar) it splits the batch into equal parts, one per
-// device, and runs them at once: the weights are copied to every device and
-// each device computes its own rows. On 2 cores this made the forward pass at
-// 4x512 about 8% faster than the whole batch on one device (docs/xla.md).
+// than one device, it splits the batch into equal parts, one per device, and
+// runs them at once. Each device gets a copy of the weights and computes its
+// own rows. The XLA CPU plugin has two devices on two or more cores (see
+// CPUDevicesEnvVar). On 2 cores, the split made the forward pass at 4x512
+// about 8% faster than the whole batch on one device (docs/xla.md).
 //
 // It runs the whole batch on the first device instead when there is one
 // device, when the batch does not divide by the device count, or when the
@@ -52,6 +52,7 @@ func NewBatchExec[F context.ExecGraphFn](m *Model, graphFn F) (*BatchExec, error
 	if e.devices < 2 || m.weightBytes() > MaxReplicatedWeightBytes {
 		return e, nil
 	}
+
 	// All split graphs of a model share one mesh: the context's default
 	// sharding, which replicates the weights, refers to it.
 	if m.batchMesh == nil {
@@ -62,14 +63,15 @@ func NewBatchExec[F context.ExecGraphFn](m *Model, graphFn F) (*BatchExec, error
 	if e.spec, err = distributed.BuildSpec(m.batchMesh).S("batch").Done(); err != nil {
 		return nil, err
 	}
+
 	split, err := context.NewExec(m.Backend, m.Context.Reuse(), graphFn)
 	if err != nil {
 		return nil, err
 	}
-	// Inputs and outputs get their batch split; the weights are replicated,
-	// the default that a nil spec sets.
-	// The input specs are set at the first call, which knows their count.
-	// GoMLX repeats the last output spec for every output when it compiles.
+	// Inputs and outputs get their batch split, and the weights are
+	// replicated, which a nil default spec requests. The input specs are set
+	// at the first call, when their count is known. GoMLX repeats the last
+	// output spec for every output when it compiles.
 	e.split = split.AutoSharding(m.batchMesh).WithOutputShardingSpecs(e.spec)
 	if err := e.split.SetDefaultShardingSpec(nil); err != nil {
 		return nil, err
@@ -108,6 +110,9 @@ func (e *BatchExec) Exec(inputs ...*tensors.Tensor) ([]*tensors.Tensor, error) {
 		parts[i] = d
 	}
 	outs, err := e.split.DistributedExec(parts...)
+	for _, p := range parts {
+		p.(*distributed.Tensor).FinalizeAll() // copies made by ShardTensor
+	}
 	if err != nil {
 		return nil, err
 	}

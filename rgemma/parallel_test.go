@@ -23,9 +23,9 @@ func splitTestModel(t *testing.T) (*Model, *BatchExec) {
 }
 
 // TestBatchExecSplitMatchesWhole runs one batch split over the devices and
-// whole on the first device, and expects the same logits; then changes a
-// weight and expects both ways to see the new value (the copies of the
-// weights on the other devices must not go stale).
+// whole on the first device, and expects the same logits. It then changes a
+// weight and expects both ways to see the new value, so the copies of the
+// weights on the other devices must not go stale.
 func TestBatchExecSplitMatchesWhole(t *testing.T) {
 	m, e := splitTestModel(t)
 	devices := m.Backend.NumDevices()
