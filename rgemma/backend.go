@@ -29,13 +29,17 @@ const BackendAuto = "auto"
 //
 //   - "" : the value of $GOMLX_BACKEND if set, else "auto";
 //   - "auto": XLA with the first PJRT plugin found in the folders of
-//     $PJRT_PLUGIN_LIBRARY_PATH (or the standard go-xla folders), else SimpleGo;
+//     $PJRT_PLUGIN_LIBRARY_PATH (or the standard go-xla folders), in
+//     $RGEMMA_XLA_DIR, or in a .xla folder of the working directory or one of
+//     its parents, else SimpleGo;
 //   - "go": the pure-Go SimpleGo backend ("go:OPTIONS" passes SimpleGo options);
 //   - "xla" or "xla:PLUGIN" (e.g. "xla:cpu", "xla:cuda"): XLA, or an error.
 //
 // It never downloads a plugin: the automatic install of go-xla is disabled,
 // because it needs the internet and fails behind a firewall. One log line
-// states the backend in use.
+// states the backend in use. A CPU plugin gets the device count of
+// $RGEMMA_XLA_CPU_DEVICES (see CPUDevicesEnvVar); an invalid value is an
+// error whenever XLA may be chosen.
 func NewBackend(choice string) (backend backends.Backend, err error) {
 	xla.EnableAutoInstall(false)
 	if choice == "" {

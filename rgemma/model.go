@@ -160,7 +160,9 @@ type ForwardResult struct {
 }
 
 // Forward runs the full-sequence forward pass. The graph is compiled once per
-// input shape and cached.
+// input shape and cached. On a backend with several devices, a batch that
+// divides by the device count is split over them, each with a copy of the
+// weights, unless the weights exceed MaxReplicatedWeightBytes (see BatchExec).
 func (m *Model) Forward(in Inputs) (*ForwardResult, error) {
 	if err := in.Validate(m.Config.VocabSize); err != nil {
 		return nil, err

@@ -45,8 +45,8 @@ type Result struct {
 	FinalLoss       float64 // Mean training loss of the last logged window.
 	EvalLoss        float64 // NaN without evaluation data.
 	UnigramEntropy  float64 // In nats per token.
-	TokensPerSecond float64
-	Interrupted     bool // Stopped by the caller's context (e.g. SIGINT) after saving a checkpoint.
+	TokensPerSecond float64 // Training speed over the last logged window, like FinalLoss.
+	Interrupted     bool    // Stopped by the caller's context (e.g. SIGINT) after saving a checkpoint.
 	StoppedByTime   bool
 	LastCheckpoint  string
 	Export          string

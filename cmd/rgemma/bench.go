@@ -84,7 +84,8 @@ type timing struct {
 type forwardResult struct {
 	Batch        int     `json:"batch"`
 	Seq          int     `json:"seq"`
-	Devices      int     `json:"devices"` // The batch is split over this many devices (rgemma.BatchExec).
+	Devices      int     `json:"devices"`                // The batch ran split over this many devices; 1: whole on the first.
+	WholeReason  string  `json:"whole_reason,omitempty"` // The reason a backend with several devices ran the batch whole.
 	TokensPerSec float64 `json:"tokens_per_s"`
 	timing
 }
@@ -208,7 +209,9 @@ func runBench(args []string) error {
 			"separately and excluded from the speeds. Progress goes to stderr, the figures to stdout.\n"+
 			"The phases 2b (a forward pass through the full recurrentgemma-2b preset, about 14 GB of memory at its\n"+
 			"peak) and logits (the logits of one row, for cross-checks with other implementations)\n"+
-			"run only when -only names them.\n\n")
+			"run only when -only names them.\n"+
+			"On a backend with several devices, the forward batch is split over them when it divides by their\n"+
+			"count (rgemma.BatchExec); the output says how it ran (json: devices, whole_reason).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -469,12 +472,15 @@ func (b *bencher) timeCalls(name string, call func() error) (timing, error) {
 	return out, nil
 }
 
-// splitNote describes how the forward batch ran: "" on one device.
-func splitNote(devices int) string {
-	if devices < 2 {
-		return ""
+// splitNote describes how the forward batch ran: "" on a one-device backend.
+func splitNote(f *forwardResult) string {
+	switch {
+	case f.Devices > 1:
+		return fmt.Sprintf(", split over %d devices", f.Devices)
+	case f.WholeReason != "":
+		return fmt.Sprintf(", whole on 1 device (%s)", f.WholeReason)
 	}
-	return fmt.Sprintf(", split over %d devices", devices)
+	return ""
 }
 
 // forward times the full-sequence forward pass (logits only).
@@ -486,9 +492,14 @@ func (b *bencher) forward() (*forwardResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the forward graph: %w", err)
 	}
-	devices := 1
-	if exec.Splits(b.s.ForwardBatch) {
-		devices = m.Backend.NumDevices()
+	devices, whole := 1, ""
+	switch n := m.Backend.NumDevices(); {
+	case exec.Splits(b.s.ForwardBatch):
+		devices = n
+	case n > 1 && b.s.ForwardBatch%n != 0:
+		whole = fmt.Sprintf("%d rows do not divide by %d devices", b.s.ForwardBatch, n)
+	case n > 1:
+		whole = fmt.Sprintf("weights above rgemma.MaxReplicatedWeightBytes (%d)", rgemma.MaxReplicatedWeightBytes)
 	}
 	rows := b.randomRows(b.s.ForwardBatch, b.s.ForwardSeq)
 	ids, positions := rgemma.Inputs{IDs: rows, Positions: rgemma.SequentialPositions(rows)}.Tensors()
@@ -508,7 +519,7 @@ func (b *bencher) forward() (*forwardResult, error) {
 		return nil, err
 	}
 	return &forwardResult{
-		Batch: b.s.ForwardBatch, Seq: b.s.ForwardSeq, Devices: devices, timing: t,
+		Batch: b.s.ForwardBatch, Seq: b.s.ForwardSeq, Devices: devices, WholeReason: whole, timing: t,
 		TokensPerSec: float64(b.s.ForwardBatch*b.s.ForwardSeq) / t.MedianSeconds,
 	}, nil
 }
@@ -985,7 +996,7 @@ func printBenchTable(r *benchReport) error {
 	fmt.Fprintf(w, "figure\tvalue\tsettings\n")
 	if f := r.Forward; f != nil {
 		fmt.Fprintf(w, "forward\t%.0f tokens/s\tbatch %d × %d tokens%s; compile %.1f s; %.0f page faults per call; reps %s\n",
-			f.TokensPerSec, f.Batch, f.Seq, splitNote(f.Devices), f.CompileSeconds, f.PageFaultsPerCall, secondsList(f.Seconds, 1000, "ms"))
+			f.TokensPerSec, f.Batch, f.Seq, splitNote(f), f.CompileSeconds, f.PageFaultsPerCall, secondsList(f.Seconds, 1000, "ms"))
 	}
 	if t := r.Train; t != nil {
 		fmt.Fprintf(w, "training step\t%.0f tokens/s\tbatch %d × %d tokens, %s; compile %.1f s; %.0f page faults per call; loss %.3f -> %.3f; reps %s\n",

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -109,4 +110,13 @@ func TestBenchWarmupCalls(t *testing.T) {
 	require.Equal(t, 3, three.Settings.Warmup)
 	require.Equal(t, none.Train.FirstLoss, three.Train.FirstLoss)
 	require.Less(t, three.Train.LastLoss, none.Train.LastLoss)
+}
+
+// TestSplitNote checks how the forward line describes a split batch, a
+// whole batch on a multi-device backend, and a one-device backend.
+func TestSplitNote(t *testing.T) {
+	assert.Equal(t, ", split over 2 devices", splitNote(&forwardResult{Devices: 2}))
+	assert.Equal(t, ", whole on 1 device (3 rows do not divide by 2 devices)",
+		splitNote(&forwardResult{Devices: 1, WholeReason: "3 rows do not divide by 2 devices"}))
+	assert.Equal(t, "", splitNote(&forwardResult{Devices: 1}))
 }

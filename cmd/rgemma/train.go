@@ -110,7 +110,7 @@ func runTrain(args []string) error {
 		return nil
 	}
 	fmt.Printf("run folder: %s\n", res.Dir)
-	fmt.Printf("steps: %d, training loss: %.4f nats/token, eval loss: %.4f, unigram entropy of the corpus: %.4f, throughput: %.0f tokens/s\n",
+	fmt.Printf("steps: %d, training loss: %.4f nats/token, eval loss: %.4f, unigram entropy of the corpus: %.4f, speed over the last logged steps: %.0f tokens/s\n",
 		res.Steps, res.FinalLoss, res.EvalLoss, res.UnigramEntropy, res.TokensPerSecond)
 	fmt.Printf("exported model: %s (try: %s generate -model %s -prompt \"func main() {\")\n", res.Export, selfCommand(), res.Export)
 	return nil
