@@ -29,7 +29,7 @@ var MaxReplicatedWeightBytes int64 = 1 << 30
 // since rows do not interact.
 //
 // The graph must not change any variable: a split graph would update one copy
-// per device.
+// per device. A BatchExec is not safe for concurrent use.
 type BatchExec struct {
 	single  *context.Exec
 	split   *context.Exec // nil when the batch is never split
