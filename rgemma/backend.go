@@ -38,7 +38,7 @@ const BackendAuto = "auto"
 // It never downloads a plugin: the automatic install of go-xla is disabled,
 // because it needs the internet and fails behind a firewall. One log line
 // states the backend in use. A CPU plugin gets the device count of
-// $RGEMMA_XLA_CPU_DEVICES (see CPUDevicesEnvVar); an invalid value is an
+// $RGEMMA_XLA_CPU_DEVICES (see CPUDevicesEnvVar). An invalid value is an
 // error whenever XLA may be chosen.
 func NewBackend(choice string) (backend backends.Backend, err error) {
 	xla.EnableAutoInstall(false)
@@ -118,9 +118,9 @@ const CPUDevicesEnvVar = "RGEMMA_XLA_CPU_DEVICES"
 // newXLABackend creates the XLA backend of config ("xla:PLUGIN[,OPTIONS]").
 //
 // A CPU plugin gets the client option cpu_device_count (see xlaCPUDevices).
-// By default the plugin creates 4 devices and 4 worker threads, even on 2
-// cores. Up to 2 devices it starts one thread per core, and BatchExec splits
-// a batch over 2 devices (figures in docs/xla.md).
+// Without that option the plugin creates 4 devices and 4 worker threads, even
+// on 2 cores. With 1 or 2 devices it started one thread per core there, and
+// BatchExec splits a batch over 2 devices (figures in docs/xla.md).
 func newXLABackend(config string) (backends.Backend, error) {
 	xla.EnableAutoInstall(false)
 	if !isCPUPlugin(xlaPluginName(config)) {
@@ -140,7 +140,7 @@ func newXLABackend(config string) (backends.Backend, error) {
 
 // DefaultCPUDevices returns the number of devices the XLA CPU plugin gets
 // when $RGEMMA_XLA_CPU_DEVICES is unset: 2, or 1 on a single core. Graphs
-// run on the first device; BatchExec splits a batch over both.
+// run on the first device, except that BatchExec splits a batch over both.
 func DefaultCPUDevices() int {
 	return min(2, runtime.NumCPU())
 }

@@ -21,7 +21,7 @@ type Model struct {
 
 	forwardExec   *BatchExec
 	stepExecCache *context.Exec
-	batchMesh     *distributed.DeviceMesh // shared by the BatchExecs of the model
+	batchMesh     *distributed.DeviceMesh // The mesh that the model's BatchExecs share.
 }
 
 // NewModel returns a model without weights; set them with SetParam, InitRandom

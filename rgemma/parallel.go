@@ -10,7 +10,7 @@ import (
 
 // MaxReplicatedWeightBytes is the largest model, in bytes of weights, whose
 // batches NewBatchExec prepares to split over several devices. Each device
-// then holds its own copy of the weights, which a 2B model (about 10 GiB of
+// then gets its own copy of the weights, which a 2B model (about 10 GiB of
 // float32 weights) cannot afford on a machine of 24 GiB. Set it to 0 to never
 // split.
 var MaxReplicatedWeightBytes int64 = 1 << 30
@@ -32,7 +32,7 @@ var MaxReplicatedWeightBytes int64 = 1 << 30
 // per device. A BatchExec is not safe for concurrent use.
 type BatchExec struct {
 	single  *context.Exec
-	split   *context.Exec // nil when the batch is never split
+	split   *context.Exec // The split graph, or nil when the batch is never split.
 	spec    *distributed.ShardingSpec
 	devices int
 	// splitInputs is the number of inputs of the split graph, set at its
@@ -68,14 +68,11 @@ func NewBatchExec[F context.ExecGraphFn](m *Model, graphFn F) (*BatchExec, error
 	if err != nil {
 		return nil, err
 	}
-	// Inputs and outputs get their batch split, and the weights are
-	// replicated, which a nil default spec requests. The input specs are set
-	// at the first call, when their count is known. GoMLX repeats the last
-	// output spec for every output when it compiles.
+	// Inputs and outputs get their batch split. AutoSharding makes replication
+	// the context's default, which covers the weights. The input specs are
+	// set at the first call, when their count is known. GoMLX repeats the
+	// last output spec for every output when it compiles.
 	e.split = split.AutoSharding(m.batchMesh).WithOutputShardingSpecs(e.spec)
-	if err := e.split.SetDefaultShardingSpec(nil); err != nil {
-		return nil, err
-	}
 	return e, nil
 }
 
@@ -83,6 +80,29 @@ func NewBatchExec[F context.ExecGraphFn](m *Model, graphFn F) (*BatchExec, error
 // devices.
 func (e *BatchExec) Splits(batch int) bool {
 	return e.split != nil && batch%e.devices == 0
+}
+
+// WholeReason returns why a batch of the given size runs whole on a backend
+// with several devices, or "" when it is split or the backend has one device.
+func (e *BatchExec) WholeReason(batch int) string {
+	switch {
+	case e.devices < 2:
+		return ""
+	case e.split == nil:
+		return fmt.Sprintf("weights above rgemma.MaxReplicatedWeightBytes (%d)", MaxReplicatedWeightBytes)
+	case batch%e.devices != 0:
+		return fmt.Sprintf("%d rows do not divide by %d devices", batch, e.devices)
+	}
+	return ""
+}
+
+// Devices returns the number of devices a batch of the given size runs on:
+// all of the backend's when it is split, else 1.
+func (e *BatchExec) Devices(batch int) int {
+	if e.Splits(batch) {
+		return e.devices
+	}
+	return 1
 }
 
 // Exec runs the graph on inputs whose axis 0 is the batch and returns its
@@ -111,7 +131,7 @@ func (e *BatchExec) Exec(inputs ...*tensors.Tensor) ([]*tensors.Tensor, error) {
 	}
 	outs, err := e.split.DistributedExec(parts...)
 	for _, p := range parts {
-		p.(*distributed.Tensor).FinalizeAll() // copies made by ShardTensor
+		p.(*distributed.Tensor).FinalizeAll() // The parts are copies made by ShardTensor.
 	}
 	if err != nil {
 		return nil, err

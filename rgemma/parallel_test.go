@@ -31,6 +31,8 @@ func TestBatchExecSplitMatchesWhole(t *testing.T) {
 	devices := m.Backend.NumDevices()
 	in := randomInputs(2*devices, 40, m.Config.VocabSize)
 	require.True(t, e.Splits(2*devices))
+	require.Equal(t, devices, e.Devices(2*devices))
+	require.Empty(t, e.WholeReason(2*devices))
 	compare := func(stage string) []float32 {
 		ids, positions := in.Tensors()
 		split, err := e.Exec(ids, positions)
@@ -60,6 +62,8 @@ func TestBatchExecUnevenBatch(t *testing.T) {
 	devices := m.Backend.NumDevices()
 	in := randomInputs(devices+1, 24, m.Config.VocabSize)
 	require.False(t, e.Splits(devices+1))
+	require.Equal(t, 1, e.Devices(devices+1))
+	require.Contains(t, e.WholeReason(devices+1), "do not divide")
 	ids, positions := in.Tensors()
 	got, err := e.Exec(ids, positions)
 	require.NoError(t, err)
@@ -86,4 +90,5 @@ func TestBatchExecLargeModelStaysWhole(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.False(t, e.Splits(2*m.Backend.NumDevices()))
+	require.Contains(t, e.WholeReason(2*m.Backend.NumDevices()), "MaxReplicatedWeightBytes")
 }

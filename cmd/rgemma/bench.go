@@ -84,7 +84,7 @@ type timing struct {
 type forwardResult struct {
 	Batch        int     `json:"batch"`
 	Seq          int     `json:"seq"`
-	Devices      int     `json:"devices"`                // The batch ran split over this many devices; 1: whole on the first.
+	Devices      int     `json:"devices"`                // The number of devices the batch ran split over, or 1 when it ran whole.
 	WholeReason  string  `json:"whole_reason,omitempty"` // The reason a backend with several devices ran the batch whole.
 	TokensPerSec float64 `json:"tokens_per_s"`
 	timing
@@ -492,15 +492,6 @@ func (b *bencher) forward() (*forwardResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the forward graph: %w", err)
 	}
-	devices, whole := 1, ""
-	switch n := m.Backend.NumDevices(); {
-	case exec.Splits(b.s.ForwardBatch):
-		devices = n
-	case n > 1 && b.s.ForwardBatch%n != 0:
-		whole = fmt.Sprintf("%d rows do not divide by %d devices", b.s.ForwardBatch, n)
-	case n > 1:
-		whole = fmt.Sprintf("weights above rgemma.MaxReplicatedWeightBytes (%d)", rgemma.MaxReplicatedWeightBytes)
-	}
 	rows := b.randomRows(b.s.ForwardBatch, b.s.ForwardSeq)
 	ids, positions := rgemma.Inputs{IDs: rows, Positions: rgemma.SequentialPositions(rows)}.Tensors()
 	t, err := b.timeCalls("forward", func() error {
@@ -519,7 +510,9 @@ func (b *bencher) forward() (*forwardResult, error) {
 		return nil, err
 	}
 	return &forwardResult{
-		Batch: b.s.ForwardBatch, Seq: b.s.ForwardSeq, Devices: devices, WholeReason: whole, timing: t,
+		Batch: b.s.ForwardBatch, Seq: b.s.ForwardSeq, timing: t,
+		Devices:      exec.Devices(b.s.ForwardBatch),
+		WholeReason:  exec.WholeReason(b.s.ForwardBatch),
 		TokensPerSec: float64(b.s.ForwardBatch*b.s.ForwardSeq) / t.MedianSeconds,
 	}, nil
 }
